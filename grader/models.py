@@ -1,0 +1,117 @@
+"""Exercises, their known-wrong variants, and learners' submissions.
+
+The Submission row is the source of truth for a grading: the Redis message only
+wakes a worker up (DESIGN.md, "Data flow").
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from grader.verdicts import Isolation, Stage, Verdict
+
+
+def _choices(enum: type[Verdict] | type[Stage] | type[Isolation]) -> list[tuple[str, str]]:
+    return [(member.value, member.label if hasattr(member, "label") else member.value) for member in enum]
+
+
+class Exercise(models.Model):
+    """An exercise from `content/exercises/<slug>/` (or authored in the admin).
+
+    `spec` holds the grading specification (kind, function, cases, tolerances,
+    limits, allowed imports, training run); the reference solution never leaves
+    the trusted side.
+    """
+
+    slug = models.SlugField(max_length=100, unique=True)
+    title = models.CharField(max_length=200)
+    lesson = models.ForeignKey(
+        "quizzes.Lesson", on_delete=models.SET_NULL, null=True, blank=True, related_name="exercises"
+    )
+    order = models.PositiveIntegerField(default=0)
+    difficulty = models.CharField(max_length=10, default="MEDIUM")
+    function_name = models.CharField(max_length=100)
+    signature = models.CharField(max_length=300, help_text="e.g. linear_backward(dout, x, w, b) -> (dx, dw, db)")
+    statement_md = models.TextField()
+    statement_html = models.TextField(blank=True)
+    starter_code = models.TextField()
+    reference_solution = models.TextField()
+    spec = models.JSONField(default=dict)
+    # Outcome of grading the reference and every known-wrong variant (check_content / admin save).
+    validation_status = models.CharField(max_length=20, default="unknown")
+    validation_report = models.JSONField(default=dict, blank=True)
+    validated_at = models.DateTimeField(null=True, blank=True)
+    source_path = models.CharField(max_length=300, blank=True)
+    content_hash = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["order", "slug"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class KnownWrongVariant(models.Model):
+    """A wrong solution kept with its exercise; grading must reject it with `mistake`."""
+
+    exercise = models.ForeignKey(Exercise, on_delete=models.CASCADE, related_name="wrong_variants")
+    name = models.SlugField(max_length=100)
+    mistake = models.CharField(max_length=60, help_text="The diagnosis the grader must give (a Mistake code).")
+    description = models.TextField(blank=True)
+    code = models.TextField()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["exercise", "name"], name="unique_variant_name")]
+
+    def __str__(self) -> str:
+        return f"{self.exercise.slug}/{self.name}"
+
+
+class SubmissionStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    GRADED = "graded", "Graded"
+    FAILED = "failed", "Failed"
+
+
+class Submission(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="submissions")
+    exercise = models.ForeignKey(Exercise, on_delete=models.CASCADE, related_name="submissions")
+    code = models.TextField()
+    attempt = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=SubmissionStatus.choices, default=SubmissionStatus.QUEUED)
+    stage = models.CharField(max_length=10, choices=_choices(Stage), default=Stage.QUEUED.value)
+    verdict = models.CharField(max_length=30, choices=_choices(Verdict), blank=True)
+    score = models.FloatField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    isolation = models.CharField(max_length=30, choices=_choices(Isolation), blank=True)
+    # How often a worker claimed this row (1 in normal life; > 1 only after a sweep re-grade).
+    claim_count = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    # Phase timestamps (dashboard and benchmarks read these).
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    sandbox_ready_at = models.DateTimeField(null=True, blank=True)
+    checks_finished_at = models.DateTimeField(null=True, blank=True)
+    training_finished_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Per-check timings, {check name: seconds}, as reported by the engine.
+    phase_times = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["user", "exercise", "-created_at"]),
+            models.Index(fields=["exercise", "verdict"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Submission {self.pk} ({self.exercise_id}, {self.status})"
+
+    def is_finished(self) -> bool:
+        return self.status in {SubmissionStatus.GRADED, SubmissionStatus.FAILED}
