@@ -5,10 +5,12 @@ BIN := $(VENV)/bin
 
 .PHONY: run test setup deps system-deps assets lint typecheck pytest clean
 
-run: setup
+run: deps
+	bash scripts/install-system-deps.sh run
+	bash scripts/build-assets.sh
 	$(BIN)/python manage.py rundev
 
-test: setup system-deps
+test: deps system-deps assets
 	$(BIN)/python scripts/run_tests.py
 
 setup: deps assets
@@ -23,7 +25,7 @@ $(VENV)/.installed: requirements.lock
 	touch $@
 
 system-deps:
-	bash scripts/install-system-deps.sh
+	bash scripts/install-system-deps.sh test
 
 assets:
 	bash scripts/build-assets.sh
