@@ -66,6 +66,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "gradlab.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "gradlab.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
