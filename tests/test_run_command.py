@@ -1,0 +1,91 @@
+"""The README's run command end to end: `manage.py rundev` (what `make run` ends with)."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from gradlab.redis_embedded import redis_answers
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(
+    process: subprocess.Popen[str], lines: queue.Queue[str], needle: str, seen: list[str], timeout_s: float
+) -> bool:
+    """Return True once a line containing `needle` was printed; False on timeout or exit."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            if process.poll() is not None:
+                return False
+            continue
+        seen.append(line)
+        if needle in line:
+            return True
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_rundev_serves_the_site_with_a_worker_and_an_embedded_redis_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    web_port, redis_port = _free_port(), _free_port()
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "GRADLAB_"))}
+    environment.pop("DATABASE_URL", None)
+    environment.update(GRADLAB_VAR_DIR=str(tmp_path), REDIS_URL=redis_url, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "rundev", "--addrport", f"127.0.0.1:{web_port}", "--workers", "1"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert process.stdout is not None
+    stdout = process.stdout
+    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+    seen: list[str] = []
+    try:
+        assert _wait_for(process, lines, "Gradlab is running", seen, 120), "".join(seen)
+        assert _wait_for(process, lines, "instructor-demo-2026", seen, 5), "the instructor's login is printed"
+        assert any("learner-demo-2026" in line for line in seen), "the learner's login is printed"
+        assert any("started an embedded server" in line for line in seen)
+        assert redis_answers(redis_url)
+        assert _wait_for(process, lines, "ready.", seen, 120), "the Celery worker came up: " + "".join(seen[-20:])
+        deadline = time.monotonic() + 30
+        body = b""
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/healthz", timeout=2) as response:
+                    body = response.read()
+                    break
+            except OSError:
+                time.sleep(0.3)
+        assert body == b"ok\n"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        assert not redis_answers(redis_url), "the embedded Redis stops with the run command"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
