@@ -94,6 +94,8 @@ class QuizQuestion(models.Model):
     answer = models.JSONField(null=True, blank=True)
     tolerance = models.JSONField(default=dict, blank=True)
     generator = models.CharField(max_length=100, blank=True)
+    # A question removed from its file is retired, not deleted, so learners' attempts survive.
+    is_active = models.BooleanField(default=True)
     source_path = models.CharField(max_length=300, blank=True)
     content_hash = models.CharField(max_length=64, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
