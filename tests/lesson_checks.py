@@ -1,0 +1,319 @@
+"""Parsing of lesson files and the numerical checks behind their display formulas.
+
+A display formula in `content/lessons/*.md` is followed by `<!-- check: NAME -->`;
+NAME is a key of CHECKS. Each check receives the formula's LaTeX source, asserts
+that the formula still says what the check verifies (a few fragments of it), then
+verifies the mathematics numerically in float64 with PyTorch, usually against
+autograd or a PyTorch reference implementation. A check raises AssertionError
+when the formula is wrong or no longer matches the check.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import yaml
+
+LESSONS_DIR = Path(__file__).resolve().parent.parent / "content" / "lessons"
+
+FormulaCheck = Callable[[str], None]
+CHECKS: dict[str, FormulaCheck] = {}
+
+CHECK_COMMENT = re.compile(r"^<!--\s*check:\s*(?P<target>.*?)\s*-->$")
+NONE_WITH_REASON = re.compile(r"^none\s*\((?P<reason>.+)\)$")
+FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})\s*(?P<info>[\w-]*)")
+
+
+# --- Parsing -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    language: str
+    code: str
+    line: int
+
+
+@dataclass(frozen=True)
+class DisplayFormula:
+    latex: str
+    line: int
+    check: str | None
+    """The NAME of `<!-- check: NAME -->`, "none" for `none (reason)`, None when missing or malformed."""
+    check_comment: str | None
+    """The raw text after the formula when it is an HTML comment, for error messages."""
+
+
+@dataclass(frozen=True)
+class Lesson:
+    path: Path
+    meta: dict[str, Any]
+    body: str
+    body_first_line: int
+    code_blocks: tuple[CodeBlock, ...]
+    formulas: tuple[DisplayFormula, ...]
+    prose: str
+    """The body without fenced code and display math: what the learner reads as text."""
+
+
+def parse_lesson(path: Path) -> Lesson:
+    """Parse one lesson file; raises AssertionError naming the problem for a malformed file."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    assert lines and lines[0].strip() == "---", f"{path.name}: must start with '---' front matter"
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
+    except StopIteration:
+        raise AssertionError(f"{path.name}: front matter is not closed by '---'") from None
+    meta = yaml.safe_load("\n".join(lines[1:end]))
+    assert isinstance(meta, dict), f"{path.name}: front matter must be a mapping"
+    body_lines = lines[end + 1 :]
+    first_line = end + 2
+    code_blocks, formulas, prose = _scan_body(body_lines, first_line)
+    return Lesson(
+        path=path,
+        meta=meta,
+        body="\n".join(body_lines),
+        body_first_line=first_line,
+        code_blocks=tuple(code_blocks),
+        formulas=tuple(formulas),
+        prose="\n".join(prose),
+    )
+
+
+def _scan_body(lines: list[str], first_line: int) -> tuple[list[CodeBlock], list[DisplayFormula], list[str]]:
+    """Split a Markdown body into fenced code blocks, `$$` display formulas and prose lines."""
+    code_blocks: list[CodeBlock] = []
+    formulas: list[DisplayFormula] = []
+    prose: list[str] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        stripped = line.strip()
+        fence = FENCE.match(stripped)
+        if fence:
+            marker = fence.group("fence")
+            start = index
+            index += 1
+            while index < len(lines) and not lines[index].strip().startswith(marker):
+                index += 1
+            code = "\n".join(lines[start + 1 : index]) + "\n"
+            code_blocks.append(CodeBlock(fence.group("info").lower(), code, first_line + start))
+            index += 1
+            continue
+        if stripped.startswith("$$"):
+            start = index
+            if stripped != "$$" and stripped.endswith("$$") and len(stripped) > 4:
+                latex = stripped[2:-2]
+            else:
+                index += 1
+                while index < len(lines) and lines[index].strip() != "$$":
+                    index += 1
+                latex = "\n".join(lines[start + 1 : index])
+            index += 1
+            while index < len(lines) and not lines[index].strip():
+                index += 1
+            comment = lines[index].strip() if index < len(lines) else ""
+            check, raw = _check_target(comment)
+            if raw is not None:
+                index += 1
+            formulas.append(DisplayFormula(latex.strip(), first_line + start, check, raw))
+            continue
+        prose.append(line)
+        index += 1
+    return code_blocks, formulas, prose
+
+
+def _check_target(comment: str) -> tuple[str | None, str | None]:
+    """Return (check name or "none" or None, raw comment or None) for the line after a formula."""
+    if not comment.startswith("<!--"):
+        return None, None
+    match = CHECK_COMMENT.match(comment)
+    if not match:
+        return None, comment
+    target = match.group("target")
+    if target.startswith("none"):
+        return ("none" if NONE_WITH_REASON.match(target) else None), comment
+    if re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", target):
+        return target, comment
+    return None, comment
+
+
+def load_lessons() -> list[Lesson]:
+    return [parse_lesson(path) for path in sorted(LESSONS_DIR.glob("*.md"))]
+
+
+# --- Check registry and helpers --------------------------------------------------
+
+
+def formula_check(name: str) -> Callable[[FormulaCheck], FormulaCheck]:
+    """Register a check under the NAME used in `<!-- check: NAME -->`."""
+
+    def register(function: FormulaCheck) -> FormulaCheck:
+        assert name not in CHECKS, f"two checks are named {name}"
+        CHECKS[name] = function
+        return function
+
+    return register
+
+
+def assert_mentions(latex: str, *fragments: str) -> None:
+    """Assert the formula contains each fragment, ignoring whitespace, so a check cannot drift from its formula."""
+    squashed = re.sub(r"\s+", "", latex)
+    for fragment in fragments:
+        assert re.sub(r"\s+", "", fragment) in squashed, f"the formula no longer contains {fragment!r}: {latex}"
+
+
+def assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str, *, rtol: float = 1e-10) -> None:
+    assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    assert torch.allclose(actual, expected, rtol=rtol, atol=1e-12), (
+        f"{what}: largest difference {(actual - expected).abs().max().item():.3e}"
+    )
+
+
+def generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def randn(*shape: int, seed: int, requires_grad: bool = False) -> torch.Tensor:
+    tensor = torch.randn(*shape, generator=generator(seed), dtype=torch.float64)
+    return tensor.requires_grad_(requires_grad)
+
+
+# --- Backpropagation -------------------------------------------------------------
+
+
+@formula_check("mse-gradient")
+def check_mse_gradient(latex: str) -> None:
+    assert_mentions(latex, r"\frac{1}{N}\sum_{n=1}^{N}", r"\frac{2}{N}\left(\hat y_n - y_n\right)")
+    for count in (1, 3, 17):
+        prediction = randn(count, seed=count, requires_grad=True)
+        target = randn(count, seed=100 + count)
+        loss = F.mse_loss(prediction, target)
+        (gradient,) = torch.autograd.grad(loss, prediction)
+        assert_close(loss.detach(), ((prediction.detach() - target) ** 2).sum() / count, "MSE loss")
+        assert_close(gradient, 2 / count * (prediction.detach() - target), "MSE gradient")
+
+
+@formula_check("chain-rule")
+def check_chain_rule(latex: str) -> None:
+    assert_mentions(
+        latex,
+        r"\frac{\partial L}{\partial w} = \frac{\partial L}{\partial a}\cdot\frac{\partial a}{\partial z}"
+        r"\cdot\frac{\partial z}{\partial w}",
+    )
+    inputs = randn(4, seed=1)
+    weights = randn(4, seed=2, requires_grad=True)
+    bias, target = torch.tensor(0.1, dtype=torch.float64), torch.tensor(0.3, dtype=torch.float64)
+    z = weights @ inputs + bias
+    a = torch.sigmoid(z)
+    loss = (a - target) ** 2
+    (autograd_gradient,) = torch.autograd.grad(loss, weights)
+    dl_da = 2 * (a.detach() - target)
+    da_dz = torch.sigmoid(z.detach()) * (1 - torch.sigmoid(z.detach()))
+    dz_dw = inputs
+    assert_close(dl_da * da_dz * dz_dw, autograd_gradient, "chain-rule product")
+
+
+@formula_check("sgd-update")
+def check_sgd_update(latex: str) -> None:
+    assert_mentions(latex, r"w \leftarrow w - \eta\,\frac{\partial L}{\partial w}")
+    learning_rate = 0.05
+    weight = torch.nn.Parameter(randn(3, 2, seed=3))
+    before = weight.detach().clone()
+    loss = (weight**3).sum()
+    loss.backward()
+    assert weight.grad is not None
+    torch.optim.SGD([weight], lr=learning_rate).step()
+    assert_close(weight.detach(), before - learning_rate * weight.grad, "SGD step")
+    assert (weight**3).sum().item() < loss.item(), "a small step against the gradient must lower the loss"
+
+
+def _two_layer_sigmoid_network(seed: int) -> dict[str, torch.Tensor]:
+    """A column-vector network x -> sigmoid(W1 x + b1) -> W2 h + b2 -> squared error, with its intermediates."""
+    x = randn(4, 1, seed=seed)
+    w1, b1 = randn(5, 4, seed=seed + 1, requires_grad=True), randn(5, 1, seed=seed + 2, requires_grad=True)
+    w2, b2 = randn(3, 5, seed=seed + 3, requires_grad=True), randn(3, 1, seed=seed + 4, requires_grad=True)
+    z1 = w1 @ x + b1
+    z1.retain_grad()
+    a1 = torch.sigmoid(z1)
+    z2 = w2 @ a1 + b2
+    z2.retain_grad()
+    loss = ((z2 - randn(3, 1, seed=seed + 5)) ** 2).sum()
+    loss.backward()
+    return {"x": x, "w1": w1, "b1": b1, "w2": w2, "z1": z1, "a1": a1, "z2": z2}
+
+
+@formula_check("delta-recursion")
+def check_delta_recursion(latex: str) -> None:
+    assert_mentions(latex, r"\left(W^{(l+1)}\right)^{\top} \delta^{(l+1)}", r"\odot \sigma'\left(z^{(l)}\right)")
+    net = _two_layer_sigmoid_network(seed=10)
+    delta_2, z1 = net["z2"].grad, net["z1"]
+    assert delta_2 is not None and z1.grad is not None
+    sigmoid = torch.sigmoid(z1.detach())
+    delta_1 = (net["w2"].detach().T @ delta_2) * sigmoid * (1 - sigmoid)
+    assert_close(delta_1, z1.grad, "delta of the hidden layer")
+
+
+@formula_check("layer-gradients")
+def check_layer_gradients(latex: str) -> None:
+    assert_mentions(
+        latex,
+        r"\frac{\partial L}{\partial W^{(l)}} = \delta^{(l)} \left(a^{(l-1)}\right)^{\top}",
+        r"\frac{\partial L}{\partial b^{(l)}} = \delta^{(l)}",
+    )
+    net = _two_layer_sigmoid_network(seed=20)
+    delta_1, delta_2 = net["z1"].grad, net["z2"].grad
+    assert delta_1 is not None and delta_2 is not None
+    assert net["w1"].grad is not None and net["w2"].grad is not None and net["b1"].grad is not None
+    assert_close(net["w2"].grad, delta_2 @ net["a1"].detach().T, "output-layer weight gradient")
+    assert_close(net["w1"].grad, delta_1 @ net["x"].T, "hidden-layer weight gradient")
+    assert_close(net["b1"].grad, delta_1, "hidden-layer bias gradient")
+
+
+@formula_check("linear-vectorised")
+def check_linear_vectorised(latex: str) -> None:
+    assert_mentions(
+        latex,
+        r"\frac{\partial L}{\partial W} = X^{\top}\,\frac{\partial L}{\partial Z}",
+        r"\frac{\partial L}{\partial X} = \frac{\partial L}{\partial Z}\,W^{\top}",
+        r"\sum_{n=1}^{N}",
+    )
+    for n, d, m in ((1, 3, 2), (4, 3, 5), (7, 1, 6)):
+        x = randn(n, d, seed=n, requires_grad=True)
+        w = randn(d, m, seed=d + 10, requires_grad=True)
+        b = randn(m, seed=m + 20, requires_grad=True)
+        upstream = randn(n, m, seed=n * m)
+        (x @ w + b).backward(upstream)
+        assert x.grad is not None and w.grad is not None and b.grad is not None
+        assert_close(w.grad, x.detach().T @ upstream, f"dW for N={n}, D={d}, M={m}")
+        assert_close(x.grad, upstream @ w.detach().T, f"dX for N={n}, D={d}, M={m}")
+        assert_close(b.grad, upstream.sum(dim=0), f"db for N={n}, D={d}, M={m}")
+
+
+@formula_check("worked-example")
+def check_worked_example(latex: str) -> None:
+    assert_mentions(
+        latex, "0.5 - 0.01 \\cdot 24 = 0.26", "3 - 0.01 \\cdot 4 = 2.96", "(2.96 \\cdot 0.52 - 1)^2", "0.2907"
+    )
+    x, target, learning_rate = 2.0, 1.0, 0.01
+    w1 = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    w2 = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    prediction = w2 * torch.relu(w1 * x)
+    loss = (prediction - target) ** 2
+    loss.backward()
+    assert w1.grad is not None and w2.grad is not None
+    assert (prediction.item(), loss.item()) == (3.0, 4.0)
+    assert (w1.grad.item(), w2.grad.item()) == (24.0, 4.0)
+    with torch.no_grad():
+        new_w1, new_w2 = w1 - learning_rate * w1.grad, w2 - learning_rate * w2.grad
+        new_loss = (new_w2 * torch.relu(new_w1 * x) - target) ** 2
+    assert math.isclose(new_w1.item(), 0.26) and math.isclose(new_w2.item(), 2.96)
+    assert round(new_loss.item(), 4) == 0.2907
