@@ -134,7 +134,7 @@ INDEPENDENT: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] = {
     "scalar_network_dw1": lambda inputs: scalar_network(inputs, "w1"),
     "linear_backward_dw": linear_dw,
     "mse_dpred": mse_dpred,
-    "sigmoid_local_gradient": lambda inputs: elementwise_backward(torch.sigmoid)(inputs),
+    "sigmoid_local_gradient": elementwise_backward(torch.sigmoid),
     "tanh_backward_vector": elementwise_backward(torch.tanh),
     "relu_backward_vector": elementwise_backward(torch.relu),
     "softmax_cross_entropy_dlogits": cross_entropy_dlogits,

@@ -1,0 +1,248 @@
+"""The quiz loader (quizzes/quiz_content.py) on the real content/quizzes files and on broken ones."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from gradlab.contentio import ContentReport
+from quizzes.models import Lesson, QuestionKind, QuizAttempt, QuizQuestion
+from quizzes.quiz_content import load_quizzes
+
+LESSON_SLUGS = [
+    "backpropagation",
+    "attention-mechanisms",
+    "cnn-architecture",
+    "activation-functions",
+    "batch-normalization",
+]
+MIN_QUESTIONS_PER_LESSON = 8
+MIN_PARAMETERIZED_PER_LESSON = 2
+
+GOOD_QUIZ = """\
+questions:
+  - key: pick-one
+    type: single_choice
+    prompt: Which is right?
+    choices:
+      - text: this one
+        correct: true
+      - text: that one
+    explanation: Because.
+  - key: a-number
+    type: numeric
+    prompt: How much is $1/4$?
+    answer: 0.25
+    tolerance: {absolute: 0.01}
+    explanation: One quarter.
+"""
+
+
+def make_lessons(*slugs: str) -> None:
+    for order, slug in enumerate(slugs):
+        Lesson.objects.create(slug=slug, title=slug.replace("-", " ").title(), question="?", order=order)
+
+
+def write(root: Path, name: str, text: str) -> Path:
+    path = root / "quizzes" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def load(root: Path, *, write: bool = True) -> ContentReport:
+    report = ContentReport(root=root)
+    load_quizzes(root, report, write=write)
+    return report
+
+
+# --- the real content ------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_real_quizzes_load_without_errors_and_cover_every_lesson() -> None:
+    make_lessons(*LESSON_SLUGS)
+    report = load(settings.CONTENT_DIR)
+    assert report.errors == []
+    for slug in LESSON_SLUGS:
+        questions = QuizQuestion.objects.filter(lesson__slug=slug)
+        assert questions.count() >= MIN_QUESTIONS_PER_LESSON, slug
+        assert questions.filter(kind=QuestionKind.PARAMETERIZED).count() >= MIN_PARAMETERIZED_PER_LESSON, slug
+        assert all(q.explanation_html.strip() for q in questions), slug
+    assert QuizQuestion.objects.count() >= 40
+    kinds = set(QuizQuestion.objects.values_list("kind", flat=True))
+    assert kinds == set(QuestionKind.values)
+
+
+@pytest.mark.django_db
+def test_reimporting_the_real_quizzes_changes_nothing() -> None:
+    make_lessons(*LESSON_SLUGS)
+    first = load(settings.CONTENT_DIR)
+    ids = dict(QuizQuestion.objects.values_list("key", "id"))
+    again = load(settings.CONTENT_DIR)
+    assert again.created == [] and again.updated == []
+    assert len(again.unchanged) == len(first.created)
+    assert dict(QuizQuestion.objects.values_list("key", "id")) == ids
+
+
+@pytest.mark.django_db
+def test_math_in_prompts_is_kept_for_katex_and_not_mangled() -> None:
+    make_lessons(*LESSON_SLUGS)
+    load(settings.CONTENT_DIR)
+    question = QuizQuestion.objects.get(lesson__slug="backpropagation", key="bias-gradient")
+    assert r"\begin{bmatrix} 1 &amp; 2 \\ 3" in question.prompt_html
+    assert "<script" not in question.prompt_html
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_good_file_is_imported_with_choice_keys_in_order(tmp_path: Path) -> None:
+    make_lessons("backpropagation")
+    write(tmp_path, "backpropagation.yaml", GOOD_QUIZ)
+    report = load(tmp_path)
+    assert report.errors == []
+    assert report.created == ["quiz backpropagation/pick-one", "quiz backpropagation/a-number"]
+    pick = QuizQuestion.objects.get(key="pick-one")
+    assert [(c["key"], c["correct"]) for c in pick.choices] == [("a", True), ("b", False)]
+    assert pick.source_path == f"{tmp_path.name}/quizzes/backpropagation.yaml"
+    number = QuizQuestion.objects.get(key="a-number")
+    assert number.answer == 0.25 and number.tolerance == {"absolute": 0.01, "relative": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("questions:\n  - key: x\n    type: [unclosed\n", 4, "invalid YAML"),
+        ("questions: []\n", 1, "no questions"),
+        ("quiz:\n  - 1\n", 1, "'questions' list"),
+        (
+            "questions:\n  - key: Bad Key\n    type: numeric\n",
+            2,
+            "'key' must be a slug",
+        ),
+        (
+            "questions:\n  - key: q\n    type: essay\n    prompt: p\n    explanation: e\n",
+            2,
+            "'type' must be one of",
+        ),
+        (
+            "questions:\n  - key: q\n    type: numeric\n    prompt: p\n    explanation: e\n    answer: 1\n",
+            2,
+            "'tolerance' is required",
+        ),
+        (
+            "questions:\n  - key: q\n    type: numeric\n    prompt: p\n    explanation: e\n    answer: one\n"
+            "    tolerance: {absolute: 0.1}\n",
+            2,
+            "'answer' must be a finite number",
+        ),
+        (
+            "questions:\n  - key: q\n    type: numeric\n    prompt: p\n    answer: 1\n    tolerance: {absolute: 0.1}\n",
+            2,
+            "'explanation' must be non-empty",
+        ),
+        (
+            "questions:\n  - key: q\n    type: single_choice\n    prompt: p\n    explanation: e\n    choices:\n"
+            "      - text: a\n        correct: true\n      - text: b\n        correct: true\n",
+            2,
+            "exactly 1 correct choice, found 2",
+        ),
+        (
+            "questions:\n  - key: q\n    type: matrix\n    prompt: p\n    explanation: e\n"
+            "    answer: [[1, 2], [3]]\n    tolerance: {absolute: 0.1}\n",
+            2,
+            "same number of entries",
+        ),
+        (
+            "questions:\n  - key: q\n    type: parameterized\n    prompt: 'x = {{x}}'\n    explanation: e\n"
+            "    generator: os.system\n",
+            2,
+            "unknown generator 'os.system'",
+        ),
+        (
+            "questions:\n  - key: q\n    type: parameterized\n    prompt: 'w = {{weights}}'\n    explanation: e\n"
+            "    generator: linear_backward_dw\n",
+            2,
+            "slot(s) weights that generator linear_backward_dw does not fill",
+        ),
+        (
+            "questions:\n  - key: q\n    type: numeric\n    prompt: p\n    explanation: e\n    answer: 1\n"
+            "    tolerance: {absolute: 0.1}\n    choices: []\n",
+            2,
+            "unknown key(s) for numeric: choices",
+        ),
+        (
+            "questions:\n  - key: q\n    type: numeric\n    prompt: p\n    explanation: e\n    answer: 1\n"
+            "    tolerance: {absolute: 0.1}\n  - key: q\n    type: numeric\n    prompt: p\n    explanation: e\n"
+            "    answer: 1\n    tolerance: {absolute: 0.1}\n",
+            8,
+            "used twice (first on line 2)",
+        ),
+    ],
+)
+@pytest.mark.django_db
+def test_a_bad_file_is_reported_with_its_line_and_a_clear_message(
+    tmp_path: Path, text: str, line: int, message: str
+) -> None:
+    make_lessons("backpropagation")
+    write(tmp_path, "backpropagation.yaml", text)
+    report = load(tmp_path)
+    assert len(report.errors) == 1, report.errors
+    error = report.errors[0]
+    assert error.path.endswith("quizzes/backpropagation.yaml")
+    assert error.line == line, str(error)
+    assert message in error.message, str(error)
+    assert QuizQuestion.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_one_bad_file_does_not_stop_the_others(tmp_path: Path) -> None:
+    make_lessons("backpropagation", "batch-normalization")
+    write(tmp_path, "backpropagation.yaml", "questions:\n  - key: broken\n    type: numeric\n")
+    write(tmp_path, "batch-normalization.yaml", GOOD_QUIZ)
+    report = load(tmp_path)
+    assert [str(error).split(":")[0] for error in report.errors] == [
+        str(Path(tmp_path.name) / "quizzes" / "backpropagation.yaml")
+    ]
+    assert QuizQuestion.objects.filter(lesson__slug="batch-normalization").count() == 2
+    assert not QuizQuestion.objects.filter(lesson__slug="backpropagation").exists()
+
+
+@pytest.mark.django_db
+def test_a_quiz_for_a_lesson_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "no-such-lesson.yaml", GOOD_QUIZ)
+    report = load(tmp_path)
+    assert "no lesson 'no-such-lesson'" in report.errors[0].message
+
+
+@pytest.mark.django_db
+def test_check_mode_validates_but_writes_nothing(tmp_path: Path) -> None:
+    write(tmp_path, "backpropagation.yaml", GOOD_QUIZ)
+    (tmp_path / "lessons").mkdir()
+    (tmp_path / "lessons" / "backpropagation.md").write_text("---\ntitle: x\n---\n")
+    report = load(tmp_path, write=False)
+    assert report.errors == []
+    assert QuizQuestion.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_an_edited_question_is_updated_in_place_and_a_removed_one_is_retired(tmp_path: Path, learner) -> None:
+    make_lessons("backpropagation")
+    write(tmp_path, "backpropagation.yaml", GOOD_QUIZ)
+    load(tmp_path)
+    number = QuizQuestion.objects.get(key="a-number")
+    QuizAttempt.objects.create(user=learner, question=number, answer_text="0.25", score=1.0, is_correct=True)
+    only_the_number_edited = "questions:\n  - key: a-number" + GOOD_QUIZ.split("  - key: a-number")[1]
+    write(tmp_path, "backpropagation.yaml", only_the_number_edited.replace("answer: 0.25", "answer: 0.5"))
+    report = load(tmp_path)
+    assert "quiz backpropagation/a-number" in report.updated
+    assert any("pick-one (retired" in name for name in report.updated)
+    number.refresh_from_db()
+    assert number.answer == 0.5
+    assert number.attempts.count() == 1, "the learner's attempt survives the edit"
+    assert not QuizQuestion.objects.get(key="pick-one").is_active
