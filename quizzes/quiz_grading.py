@@ -125,9 +125,10 @@ def parse_number(text: str) -> float:
     """Parse one finite number; raise AnswerInvalid for empty, non-numeric or overlong input."""
     stripped = _check_length(text)
     tokens = stripped.replace(",", " ").split()
-    if len(tokens) > 1:
+    values = [_parse_entry(token) for token in tokens]
+    if len(values) > 1:
         raise AnswerInvalid("Type a single number here, not a list.")
-    return _parse_entry(stripped)
+    return values[0]
 
 
 def parse_matrix(text: str, shape: Sequence[int]) -> np.ndarray:
