@@ -199,9 +199,7 @@ def _check_generator(data: dict[str, Any], prompt: str) -> str:
             line,
         )
     if not slots:
-        raise ContentInvalid(
-            "the prompt of a parameterized question must show the numbers: use {{name}} slots", line
-        )
+        raise ContentInvalid("the prompt of a parameterized question must show the numbers: use {{name}} slots", line)
     return name
 
 
