@@ -289,3 +289,46 @@ def test_the_progress_include_shows_the_score_and_links_to_the_quiz(learner: Use
     )
     assert f'href="{reverse("quiz_page", args=["backpropagation"])}"' in html
     assert "1 / 11 (9%)" in html
+
+
+# --- admin ------------------------------------------------------------------------------
+
+
+def admin_form(lesson: Lesson, **overrides: str) -> dict[str, str]:
+    form = {
+        "lesson": str(lesson.pk),
+        "key": "admin-made",
+        "order": "20",
+        "kind": "single_choice",
+        "prompt_md": "Which is $1 + 1$?",
+        "explanation_md": "Counting.",
+        "choices": '[{"text": "2", "correct": true}, {"text": "3"}]',
+        "answer": "null",
+        "tolerance": "{}",
+        "generator": "",
+        "is_active": "on",
+    }
+    return {**form, **overrides}
+
+
+def test_staff_author_a_question_in_the_admin_with_the_importers_validation(staff: User, url: str) -> None:
+    client = as_user(staff)
+    lesson = Lesson.objects.get(slug="backpropagation")
+    add = reverse("admin:quizzes_quizquestion_add")
+    bad = client.post(
+        add, admin_form(lesson, choices='[{"text": "2", "correct": true}, {"text": "3", "correct": true}]')
+    )
+    assertContains(bad, "exactly 1 correct choice, found 2")
+    assert not QuizQuestion.objects.filter(key="admin-made").exists()
+    good = client.post(add, admin_form(lesson))
+    assert good.status_code == 302
+    made = QuizQuestion.objects.get(key="admin-made")
+    assert "<p>" in made.prompt_html, "the Markdown is rendered on save"
+    assert [choice["key"] for choice in made.choices] == ["a", "b"]
+    assertContains(client.get(url), "Which is")
+
+
+def test_a_learner_cannot_open_the_quiz_admin(learner: User, url: str) -> None:
+    response = as_user(learner).get(reverse("admin:quizzes_quizattempt_changelist"))
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
