@@ -460,3 +460,171 @@ def check_positional_encoding(latex: str) -> None:
         rotated_cos = cos_p * torch.cos(angle) - sin_p * torch.sin(angle)
         assert_close(rotated_sin, encoding[offset:, 0::2], f"PE(p+{offset}) is a rotation of PE(p) (sine)")
         assert_close(rotated_cos, encoding[offset:, 1::2], f"PE(p+{offset}) is a rotation of PE(p) (cosine)")
+
+
+# --- CNN architecture --------------------------------------------------------------------
+
+
+def _output_size(size: int, kernel: int, padding: int, stride: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+@formula_check("conv-cross-correlation")
+def check_conv_cross_correlation(latex: str) -> None:
+    assert_mentions(latex, r"\sum_{c=0}^{C-1}\sum_{u=0}^{K-1}\sum_{v=0}^{K-1}", r"X_{c,\, iS+u,\, jS+v}")
+    for stride, padding in ((1, 0), (2, 1), (3, 2)):
+        x, w, b = randn(2, 3, 7, 6, seed=stride), randn(4, 3, 3, 3, seed=padding + 5), randn(4, seed=9)
+        expected = F.conv2d(x, w, b, stride=stride, padding=padding)
+        padded = F.pad(x, (padding, padding, padding, padding))
+        height, width = expected.shape[-2:]
+        ours = torch.empty_like(expected)
+        for i in range(height):
+            for j in range(width):
+                patch = padded[:, :, i * stride : i * stride + 3, j * stride : j * stride + 3]
+                ours[:, :, i, j] = b + torch.einsum("ncuv,fcuv->nf", patch, w)
+        assert_close(ours, expected, f"convolution with stride {stride}, padding {padding}")
+
+
+@formula_check("conv-output-size")
+def check_conv_output_size(latex: str) -> None:
+    assert_mentions(latex, r"\left\lfloor \frac{H + 2P - K}{S} \right\rfloor + 1")
+    cases = 0
+    for size in (1, 5, 8, 13, 28):
+        for kernel in (1, 2, 3, 5, 7):
+            for padding in (0, 1, 2, 3):
+                for stride in (1, 2, 3):
+                    if kernel > size + 2 * padding:
+                        continue
+                    expected = _output_size(size, kernel, padding, stride)
+                    conv = torch.nn.Conv2d(1, 1, kernel, stride=stride, padding=padding)
+                    assert conv(torch.zeros(1, 1, size, size + 1)).shape[-2:] == (
+                        expected,
+                        _output_size(size + 1, kernel, padding, stride),
+                    ), f"Conv2d with H={size}, K={kernel}, P={padding}, S={stride}"
+                    if 2 * padding <= kernel:
+                        pooled = F.max_pool2d(torch.zeros(1, 1, size, size), kernel, stride, padding)
+                        assert pooled.shape[-1] == expected, f"MaxPool2d with H={size}, K={kernel}, P={padding}"
+                    cases += 1
+    assert cases > 200
+
+
+@formula_check("parameter-count")
+def check_parameter_count(latex: str) -> None:
+    assert_mentions(latex, r"F\,(C K^2 + 1)", r"(D_{\text{in}} + 1)\, D_{\text{out}}")
+    for channels, filters, kernel in ((1, 6, 5), (3, 64, 3), (64, 128, 3), (16, 8, 1)):
+        conv = torch.nn.Conv2d(channels, filters, kernel)
+        assert sum(p.numel() for p in conv.parameters()) == filters * (channels * kernel**2 + 1)
+    for inputs, outputs in ((400, 120), (1, 1), (84, 10)):
+        linear = torch.nn.Linear(inputs, outputs)
+        assert sum(p.numel() for p in linear.parameters()) == (inputs + 1) * outputs
+    assert 128 * (64 * 9 + 1) == 73_856
+
+
+@formula_check("max-pool")
+def check_max_pool(latex: str) -> None:
+    assert_mentions(latex, r"\max_{0 \le u,\, v < K} X_{c,\, iS+u,\, jS+v}")
+    x = randn(2, 3, 9, 8, seed=70)
+    for kernel, stride in ((2, 2), (3, 1), (3, 2)):
+        expected = F.max_pool2d(x, kernel, stride)
+        height, width = expected.shape[-2:]
+        ours = torch.empty_like(expected)
+        for i in range(height):
+            for j in range(width):
+                window = x[:, :, i * stride : i * stride + kernel, j * stride : j * stride + kernel]
+                ours[:, :, i, j] = window.amax(dim=(-2, -1))
+        assert_close(ours, expected, f"max pooling {kernel}x{kernel} with stride {stride}")
+
+
+@formula_check("dropout-scaling")
+def check_dropout_scaling(latex: str) -> None:
+    assert_mentions(latex, r"\tilde h = \frac{m \odot h}{1 - p}", r"\mathrm{Bernoulli}(1 - p)")
+    torch.manual_seed(71)
+    h = randn(200_000, seed=72)
+    for p in (0.1, 0.5, 0.8):
+        dropped = F.dropout(h, p=p, training=True)
+        kept = dropped != 0
+        assert_close(dropped[kept], h[kept] / (1 - p), f"survivors are scaled by 1/(1-p) for p={p}")
+        assert abs(kept.double().mean().item() - (1 - p)) < 0.01, "each unit survives with probability 1-p"
+        assert abs((dropped - h).mean().item()) < 0.02, f"the expectation is unchanged for p={p}"
+        assert torch.equal(F.dropout(h, p=p, training=False), h), "dropout is the identity at test time"
+
+
+@formula_check("receptive-field")
+def check_receptive_field(latex: str) -> None:
+    assert_mentions(latex, r"r_l = r_{l-1} + (K_l - 1)\prod_{m=1}^{l-1} S_m")
+    stacks = [[(3, 1), (3, 1)], [(3, 1), (3, 1), (3, 1)], [(7, 2), (3, 2), (3, 1)], [(5, 1), (2, 2), (3, 2), (3, 1)]]
+    for stack in stacks:
+        receptive_field, jump = 1, 1
+        for kernel, stride in stack:
+            receptive_field += (kernel - 1) * jump
+            jump *= stride
+        image = torch.ones(1, 1, 64, 64, dtype=torch.float64, requires_grad=True)
+        out = image
+        for kernel, stride in stack:
+            out = F.conv2d(out, torch.ones(1, 1, kernel, kernel, dtype=torch.float64), stride=stride)
+        out[0, 0, 0, 0].backward()
+        assert image.grad is not None
+        rows, columns = image.grad[0, 0].nonzero(as_tuple=True)
+        extent = (int(rows.max() - rows.min()) + 1, int(columns.max() - columns.min()) + 1)
+        assert extent == (receptive_field, receptive_field), f"{stack}: saw {extent}, formula {receptive_field}"
+
+
+@formula_check("residual-gradient")
+def check_residual_gradient(latex: str) -> None:
+    assert_mentions(latex, r"y = \mathcal{F}(x) + x", r"\frac{\partial \mathcal{F}}{\partial x} + I")
+    weights = randn(6, 6, seed=80) * 0.01
+
+    def residual_branch(x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(weights @ x)
+
+    x = randn(6, seed=81)
+    branch_jacobian = torch.autograd.functional.jacobian(residual_branch, x)
+    block_jacobian = torch.autograd.functional.jacobian(lambda v: residual_branch(v) + v, x)
+    assert_close(block_jacobian, branch_jacobian + torch.eye(6, dtype=torch.float64), "Jacobian of the block")
+    depth = 50
+    through_plain = torch.linalg.matrix_power(branch_jacobian, depth).abs().max().item()
+    through_residual = torch.linalg.matrix_power(block_jacobian, depth).abs().max().item()
+    assert through_plain < 1e-50 < 0.5 < through_residual, "the shortcut keeps the gradient alive through depth"
+
+
+@formula_check("depthwise-separable")
+def check_depthwise_separable(latex: str) -> None:
+    assert_mentions(latex, r"\frac{C K^2 + C F}{C F K^2} = \frac{1}{F} + \frac{1}{K^2}")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    for channels, filters, kernel in ((32, 64, 3), (128, 256, 3), (16, 16, 5)):
+        standard = torch.nn.Conv2d(channels, filters, kernel, padding=kernel // 2, bias=False).double()
+        depthwise = torch.nn.Conv2d(channels, channels, kernel, padding=kernel // 2, groups=channels, bias=False)
+        pointwise = torch.nn.Conv2d(channels, filters, 1, bias=False)
+        separable = torch.nn.Sequential(depthwise, pointwise).double()
+        expected_ratio = 1 / filters + 1 / kernel**2
+        weights = [sum(p.numel() for p in m.parameters()) for m in (separable, standard)]
+        assert math.isclose(weights[0] / weights[1], expected_ratio), f"weights, C={channels}, F={filters}"
+        x = torch.zeros(1, channels, 10, 10, dtype=torch.float64)
+        flops = []
+        for module in (separable, standard):
+            with FlopCounterMode(display=False) as counter:
+                module(x)
+            flops.append(counter.get_total_flops())
+        assert math.isclose(flops[0] / flops[1], expected_ratio), f"FLOPs, C={channels}, F={filters}"
+
+
+@formula_check("compound-scaling")
+def check_compound_scaling(latex: str) -> None:
+    assert_mentions(
+        latex, r"d = \alpha^{\phi}", r"w = \beta^{\phi}", r"r = \gamma^{\phi}", r"\alpha \beta^2 \gamma^2 \approx 2"
+    )
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def body_flops(depth: int, width: int, resolution: int) -> int:
+        layers = [torch.nn.Conv2d(width, width, 3, padding=1, bias=False) for _ in range(depth)]
+        with FlopCounterMode(display=False) as counter:
+            torch.nn.Sequential(*layers)(torch.zeros(1, width, resolution, resolution))
+        return counter.get_total_flops()
+
+    base = body_flops(2, 8, 8)
+    for depth_factor, width_factor, resolution_factor in ((2, 1, 1), (1, 2, 1), (1, 1, 2), (2, 2, 2)):
+        scaled = body_flops(2 * depth_factor, 8 * width_factor, 8 * resolution_factor)
+        assert scaled == base * depth_factor * width_factor**2 * resolution_factor**2
+    alpha, beta, gamma = 1.2, 1.1, 1.15
+    assert abs(alpha * beta**2 * gamma**2 - 2) < 0.1, "the paper's constants roughly double FLOPs per step of phi"
