@@ -169,8 +169,8 @@ def grade_single_choice(picked: Collection[str], choice_keys: Sequence[str], cor
     if picked[0] not in choice_keys:
         raise AnswerInvalid("That choice does not belong to this question. Reload the page and try again.")
     if picked[0] == correct_key:
-        return GradeResult(1.0, "Correct.", correct_key)
-    return GradeResult(0.0, "Not quite.", correct_key)
+        return GradeResult(1.0, "", correct_key)
+    return GradeResult(0.0, "The right choice is marked below.", correct_key)
 
 
 def grade_multiple_choice(
@@ -189,11 +189,11 @@ def grade_multiple_choice(
     score = max(0.0, (right - wrong) / len(correct))
     expected = ", ".join(key for key in choice_keys if key in correct)
     if score >= 1.0:
-        message = "Correct: you picked every right choice and no wrong one."
+        message = "You picked every right choice and no wrong one."
     elif score > 0:
-        message = f"Partly right: {right} of {len(correct)} correct choice(s), {wrong} wrong pick(s)."
+        message = f"You picked {right} of {len(correct)} right choice(s) and {wrong} wrong one(s)."
     else:
-        message = f"Not quite: {right} of {len(correct)} correct choice(s), {wrong} wrong pick(s)."
+        message = f"You picked {right} of {len(correct)} right choice(s) and {wrong} wrong one(s): ({right} - {wrong}) / {len(correct)} is floored at 0."
     return GradeResult(score, message, expected)
 
 
@@ -202,8 +202,8 @@ def grade_numeric(text: str, expected: float, tolerance: Tolerance) -> GradeResu
     given = parse_number(text)
     shown = format_matrix(np.asarray(expected))
     if tolerance.accepts(given, expected):
-        return GradeResult(1.0, "Correct.", shown)
-    return GradeResult(0.0, f"Not quite: {format_number(given)} is not {tolerance.describe()} of the answer.", shown)
+        return GradeResult(1.0, "", shown)
+    return GradeResult(0.0, f"{format_number(given)} is not {tolerance.describe()} of the answer.", shown)
 
 
 def grade_matrix(text: str, expected: np.ndarray, tolerance: Tolerance) -> GradeResult:
@@ -219,10 +219,10 @@ def grade_matrix(text: str, expected: np.ndarray, tolerance: Tolerance) -> Grade
     ]
     shown = format_matrix(expected)
     if not off:
-        return GradeResult(1.0, "Correct.", shown)
+        return GradeResult(1.0, "", shown)
     where = ", ".join(_describe_index(index, expected.ndim) for index in off[:3])
     more = f" and {len(off) - 3} more" if len(off) > 3 else ""
-    return GradeResult(0.0, f"Not quite: {len(off)} of {expected.size} entries are off ({where}{more}).", shown)
+    return GradeResult(0.0, f"{len(off)} of {expected.size} entries are off ({where}{more}).", shown)
 
 
 def _describe_index(index: tuple[int, ...], ndim: int) -> str:
