@@ -150,8 +150,11 @@ def test_a_learner_answers_the_quiz_in_chromium(browser, live_server, learner: U
     assert "Score: 2 / 11" in score and "3 of 11 answered" in score
     assert page.evaluate("window.quizPageMarker") == "still here"
     assert QuizAttempt.objects.filter(user=learner).count() == 3
-    page.locator("#q-two-paths-sum").scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOTS / "quiz-desktop.png"), full_page=True)
+    page.locator("#q-sgd-step").screenshot(path=str(SCREENSHOTS / "quiz-desktop-wrong.png"))
+    page.locator("#q-linear-layer-dw").screenshot(path=str(SCREENSHOTS / "quiz-desktop-parameterized.png"))
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(SCREENSHOTS / "quiz-desktop-top.png"))
 
     # After a reload the feedback is still there (it comes from the stored attempts).
     page.reload()
