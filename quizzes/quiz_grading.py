@@ -193,7 +193,10 @@ def grade_multiple_choice(
     elif score > 0:
         message = f"You picked {right} of {len(correct)} right choice(s) and {wrong} wrong one(s)."
     else:
-        message = f"You picked {right} of {len(correct)} right choice(s) and {wrong} wrong one(s): ({right} - {wrong}) / {len(correct)} is floored at 0."
+        message = (
+            f"You picked {right} of {len(correct)} right choice(s) and {wrong} wrong one(s): "
+            f"({right} - {wrong}) / {len(correct)} is floored at 0."
+        )
     return GradeResult(score, message, expected)
 
 
