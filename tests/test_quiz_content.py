@@ -246,3 +246,25 @@ def test_an_edited_question_is_updated_in_place_and_a_removed_one_is_retired(tmp
     assert number.answer == 0.5
     assert number.attempts.count() == 1, "the learner's attempt survives the edit"
     assert not QuizQuestion.objects.get(key="pick-one").is_active
+
+
+@pytest.mark.django_db
+def test_import_content_prints_file_and_line_and_imports_the_good_files(tmp_path: Path, settings) -> None:
+    """Through the real command (only the quiz loader, so this test does not depend on the lessons')."""
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    settings.CONTENT_LOADERS = ["quizzes.quiz_content.load_quizzes"]
+    make_lessons("backpropagation", "batch-normalization")
+    write(tmp_path, "backpropagation.yaml", "questions:\n  - key: q\n    type: numeric\n    prompt: p\n    answer: x\n")
+    write(tmp_path, "batch-normalization.yaml", GOOD_QUIZ)
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError, match="1 content error"):
+        call_command("import_content", "--path", str(tmp_path), stdout=out, stderr=err)
+    assert (
+        f"error     {tmp_path.name}/quizzes/backpropagation.yaml:2: 'explanation' must be non-empty text"
+        in err.getvalue()
+    )
+    assert "created   quiz batch-normalization/pick-one" in out.getvalue()
+    assert QuizQuestion.objects.filter(lesson__slug="batch-normalization").count() == 2
