@@ -281,6 +281,13 @@ def test_scores_per_lesson_count_best_attempts_over_active_questions(learner: Us
     assert (attention.answered, attention.points) == (0, 0.0)
 
 
+def test_scores_for_every_lesson_take_two_queries(learner: User, url: str, django_assert_num_queries) -> None:
+    as_user(learner).post(url, {"question": "sgd-step", "answer": "1.05"})
+    with django_assert_num_queries(2):
+        scores = quiz_scores_for(learner)
+    assert len(scores) == len(SLUGS)
+
+
 def test_the_progress_include_shows_the_score_and_links_to_the_quiz(learner: User, url: str) -> None:
     as_user(learner).post(url, {"question": "sgd-step", "answer": "1.05"})
     lesson = Lesson.objects.get(slug="backpropagation")
