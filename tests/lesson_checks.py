@@ -76,7 +76,7 @@ def parse_lesson(path: Path) -> Lesson:
     assert isinstance(meta, dict), f"{path.name}: front matter must be a mapping"
     body_lines = lines[end + 1 :]
     first_line = end + 2
-    code_blocks, formulas, prose = _scan_body(body_lines, first_line)
+    code_blocks, formulas, prose = scan_body(body_lines, first_line)
     return Lesson(
         path=path,
         meta=meta,
@@ -88,7 +88,7 @@ def parse_lesson(path: Path) -> Lesson:
     )
 
 
-def _scan_body(lines: list[str], first_line: int) -> tuple[list[CodeBlock], list[DisplayFormula], list[str]]:
+def scan_body(lines: list[str], first_line: int) -> tuple[list[CodeBlock], list[DisplayFormula], list[str]]:
     """Split a Markdown body into fenced code blocks, `$$` display formulas and prose lines."""
     code_blocks: list[CodeBlock] = []
     formulas: list[DisplayFormula] = []

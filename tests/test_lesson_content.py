@@ -13,7 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from lesson_checks import CHECKS, LESSONS_DIR, DisplayFormula, Lesson, _scan_body, load_lessons
+from lesson_checks import CHECKS, LESSONS_DIR, DisplayFormula, Lesson, load_lessons, scan_body
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from mdit_py_plugins.dollarmath import dollarmath_plugin
 
 EXPECTED_LESSONS = {
     "backpropagation": ("MEDIUM", 1),
@@ -132,11 +135,31 @@ def test_mermaid_diagrams_use_plain_graph_syntax_with_safe_labels(lesson: Lesson
             assert line.count('"') % 2 == 0, f"{where(lesson, block.line + offset)}: unbalanced quote"
 
 
+def markdown_math(lesson: Lesson) -> tuple[list[str], list[str], list[str]]:
+    """Parse a body as the pages do (CommonMark, tables, dollarmath): (display formulas, inline formulas, stray text)."""
+    parser = MarkdownIt("commonmark").enable("table").use(dollarmath_plugin)
+    display, inline, stray = [], [], []
+
+    def walk(tokens: list[Token]) -> None:
+        for token in tokens:
+            if token.type.startswith("math_block"):
+                display.append(token.content.strip())
+            elif token.type == "math_inline":
+                inline.append(token.content)
+            elif token.type == "text" and "$" in token.content:
+                stray.append(token.content)
+            walk(token.children or [])
+
+    walk(parser.parse(lesson.body))
+    return display, inline, stray
+
+
 @pytest.mark.parametrize("lesson", lesson_params())
-def test_inline_math_dollars_pair_up_in_every_paragraph(lesson: Lesson) -> None:
-    for paragraph in re.split(r"\n\s*\n", lesson.prose):
-        dollars = len(re.findall(r"(?<!\\)\$", paragraph))
-        assert dollars % 2 == 0, f"{lesson.path.name}: odd number of '$' in paragraph: {paragraph[:120]!r}"
+def test_markdown_math_parser_sees_the_same_formulas_and_no_stray_dollar(lesson: Lesson) -> None:
+    display, inline, stray = markdown_math(lesson)
+    assert display == [formula.latex for formula in lesson.formulas], "markdown-it and the scanner disagree"
+    assert inline, "the explanation uses inline math"
+    assert not stray, f"{lesson.path.name}: a '$' that is not math: {stray}"
 
 
 # --- Display formulas and their checks ------------------------------------------------
@@ -164,7 +187,7 @@ def test_the_scanner_finds_formulas_and_reads_their_check_comments() -> None:
         "x = '$$'",
         "```",
     ]
-    _, formulas, prose = _scan_body(body, first_line=1)
+    _, formulas, prose = scan_body(body, first_line=1)
     assert [(f.latex, f.line, f.check) for f in formulas] == [
         ("a = b", 2, "chain-rule"),
         ("c = d", 6, "none"),
