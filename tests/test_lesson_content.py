@@ -6,8 +6,10 @@ breaks the format contract fails in this module with the file and line named.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +41,16 @@ EXAMPLE_TIMEOUT_S = 120
 MERMAID_HEADER = re.compile(r"^(graph|flowchart)\s+(LR|RL|TD|TB|BT)\s*$")
 UNQUOTED_LABEL = re.compile(r"\[(?!\")([^\]]*)\]")
 MERMAID_SPECIAL = set('()[]{}<>|";')
+ROOT = LESSONS_DIR.parent.parent
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 LESSONS = load_lessons()
 BY_SLUG = {lesson.path.stem: lesson for lesson in LESSONS}
@@ -255,3 +267,71 @@ def test_python_example_runs_cleanly_in_a_fresh_interpreter(lesson: Lesson, code
     )
     assert result.returncode == 0, f"{lesson.path.name} example failed:\n{result.stderr[-3000:]}"
     assert result.stdout.strip(), "an example prints what it shows the learner"
+
+
+# --- KaTeX and Mermaid, in the browser ---------------------------------------------------
+
+
+def vendor_script(package: str, filename: str) -> Path | None:
+    """The built browser bundle of an npm package: static/vendor/ (built by scripts/build-assets.sh),
+    node_modules/, or $GRADLAB_NODE_MODULES (a node_modules folder elsewhere)."""
+    candidates = sorted((ROOT / "static" / "vendor").glob(f"**/{filename}"))
+    for modules in (ROOT / "node_modules", os.environ.get("GRADLAB_NODE_MODULES")):
+        if modules:
+            candidates.append(Path(modules) / package / "dist" / filename)
+    return next((path for path in candidates if path.is_file()), None)
+
+
+RENDER_ALL = """
+async ({formulas, diagrams}) => {
+  const errors = [];
+  for (const f of formulas) {
+    try { katex.renderToString(f.latex, {displayMode: f.display, throwOnError: true, strict: "error"}); }
+    catch (e) { errors.push(`${f.where}: KaTeX: ${e.message}`); }
+  }
+  mermaid.initialize({startOnLoad: false});
+  for (const d of diagrams) {
+    try { await mermaid.parse(d.code); }
+    catch (e) { errors.push(`${d.where}: Mermaid: ${e.message || e}`); }
+  }
+  return errors;
+}
+"""
+
+
+@pytest.mark.browser
+def test_every_formula_renders_in_katex_and_every_diagram_parses_in_mermaid() -> None:
+    katex, mermaid = vendor_script("katex", "katex.min.js"), vendor_script("mermaid", "mermaid.min.js")
+    chromium = shutil.which("chromium")
+    if katex is None or mermaid is None or chromium is None:
+        pytest.skip("needs katex.min.js and mermaid.min.js (run scripts/build-assets.sh) and Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    formulas, diagrams = [], []
+    for lesson in LESSONS:
+        display, inline, _ = markdown_math(lesson)
+        formulas += [{"latex": latex, "display": True, "where": lesson.path.name} for latex in display]
+        formulas += [{"latex": latex, "display": False, "where": lesson.path.name} for latex in inline]
+        diagrams += [
+            {"code": block.code, "where": where(lesson, block.line)}
+            for block in lesson.code_blocks
+            if block.language == "mermaid"
+        ]
+    broken_formula = {"latex": r"\frac{1}{", "display": False, "where": "deliberately broken formula"}
+    broken_diagram = {"code": "graph LR\n  A[f(x)] --> B\n", "where": "deliberately broken diagram"}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.add_script_tag(path=str(katex))
+            page.add_script_tag(path=str(mermaid))
+            errors = page.evaluate(
+                RENDER_ALL, {"formulas": [*formulas, broken_formula], "diagrams": [*diagrams, broken_diagram]}
+            )
+        finally:
+            browser.close()
+    reported = {error.split(":")[0] for error in errors}
+    assert {"deliberately broken formula", "deliberately broken diagram"} <= reported, "the renderers report errors"
+    real_errors = [error for error in errors if not error.startswith("deliberately broken")]
+    assert not real_errors, json.dumps(real_errors, indent=2)
+    assert len(formulas) > 200 and len(diagrams) >= 5
