@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from mdit_py_plugins.dollarmath import dollarmath_plugin
 
 from gradlab.contentio import ContentReport
 from quizzes.models import Lesson, QuestionKind, QuizAttempt, QuizQuestion
-from quizzes.quiz_content import load_quizzes
+from quizzes.parameterized import variant_for
+from quizzes.quiz_content import SLOT, load_quizzes, parse_quiz_file
 
 LESSON_SLUGS = [
     "backpropagation",
@@ -268,3 +273,89 @@ def test_import_content_prints_file_and_line_and_imports_the_good_files(tmp_path
     )
     assert "created   quiz batch-normalization/pick-one" in out.getvalue()
     assert QuizQuestion.objects.filter(lesson__slug="batch-normalization").count() == 2
+
+
+# --- math renders in KaTeX (as the quiz page does in the browser) --------------------------
+
+KATEX_RENDER_ALL = """
+(formulas) => {
+  const errors = [];
+  for (const f of formulas) {
+    try { katex.renderToString(f.latex, {displayMode: f.display, throwOnError: true, strict: "error"}); }
+    catch (e) { errors.push(`${f.where}: ${e.message}`); }
+  }
+  return errors;
+}
+"""
+
+
+def katex_bundle() -> Path | None:
+    """katex.min.js from static/vendor/ (scripts/build-assets.sh), node_modules/ or $GRADLAB_NODE_MODULES."""
+    root = Path(settings.BASE_DIR)
+    candidates = sorted((root / "static" / "vendor").glob("**/katex.min.js"))
+    for modules in (root / "node_modules", os.environ.get("GRADLAB_NODE_MODULES")):
+        if modules:
+            candidates.append(Path(modules) / "katex" / "dist" / "katex.min.js")
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def quiz_formulas() -> tuple[list[dict[str, object]], list[str]]:
+    """Every formula of every quiz (parameterized prompts filled for 20 seeds each), and any stray '$'."""
+    parser = MarkdownIt("commonmark").use(dollarmath_plugin)
+    formulas: list[dict[str, object]] = []
+    stray: list[str] = []
+
+    def collect(markdown: str, where: str) -> None:
+        def walk(tokens: list[Token]) -> None:
+            for token in tokens:
+                if token.type.startswith("math_block") or token.type == "math_inline":
+                    formulas.append({"latex": token.content, "display": token.type != "math_inline", "where": where})
+                elif token.type == "text" and "$" in token.content:
+                    stray.append(f"{where}: {token.content}")
+                walk(token.children or [])
+
+        walk(parser.parse(markdown))
+
+    for path in sorted((Path(settings.CONTENT_DIR) / "quizzes").glob("*.yaml")):
+        for key, fields in parse_quiz_file(path.read_text()):
+            where = f"{path.name}/{key}"
+            collect(fields["explanation_md"], where)
+            for choice in fields["choices"]:
+                collect(choice["text_md"], f"{where} choice {choice['key']}")
+            if not fields["generator"]:
+                collect(fields["prompt_md"], where)
+                continue
+            for seed in range(20):
+                values = variant_for(fields["generator"], seed).values
+                filled = SLOT.sub(lambda match, values=values: values[match.group(1)], fields["prompt_md"])
+                collect(filled, f"{where} seed {seed}")
+    return formulas, stray
+
+
+def test_quiz_markdown_has_no_stray_dollar_sign() -> None:
+    formulas, stray = quiz_formulas()
+    assert len(formulas) > 300
+    assert stray == []
+
+
+@pytest.mark.browser
+def test_every_formula_in_the_quizzes_renders_in_katex() -> None:
+    bundle = katex_bundle()
+    if bundle is None or not Path("/usr/bin/chromium").exists():
+        pytest.skip("needs katex.min.js (scripts/build-assets.sh builds static/vendor/) and Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    formulas, _ = quiz_formulas()
+    broken = {"latex": r"\begin{bmatrix} 1 & 2", "display": False, "where": "deliberately broken"}
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    args += ["--disable-component-update", "--disable-sync", "--no-first-run"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        try:
+            page = browser.new_page()
+            page.add_script_tag(path=str(bundle))
+            errors = page.evaluate(KATEX_RENDER_ALL, [*formulas, broken])
+        finally:
+            browser.close()
+    assert errors[-1:] and errors[-1].startswith("deliberately broken"), "KaTeX reports errors"
+    assert errors[:-1] == []
