@@ -10,6 +10,7 @@ when the formula is wrong or no longer matches the check.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 import yaml
+from torch.nn.modules.batchnorm import _BatchNorm
 
 LESSONS_DIR = Path(__file__).resolve().parent.parent / "content" / "lessons"
 
@@ -330,7 +332,7 @@ def check_attention_weights(latex: str) -> None:
     assert_close(alpha, torch.softmax(scores, dim=1), "alpha equals a softmax over j")
     assert_close(alpha.sum(dim=1), torch.ones(4, dtype=torch.float64), "weights sum to one")
     assert bool((alpha > 0).all()), "weights are positive"
-    context = torch.stack([sum(alpha[i, j] * states[j] for j in range(6)) for i in range(4)])
+    context = torch.stack([torch.stack([alpha[i, j] * states[j] for j in range(6)]).sum(dim=0) for i in range(4)])
     assert_close(context, alpha @ states, "context vectors")
     low, high = states.min(dim=0).values, states.max(dim=0).values
     assert bool(((context >= low) & (context <= high)).all()), "a convex combination stays inside the states' range"
@@ -710,7 +712,7 @@ def check_elu(latex: str) -> None:
         assert_close(F.elu(x, alpha), value, f"ELU, alpha={alpha}")
         expected = torch.where(x > 0, torch.ones_like(x), value + alpha)
         assert_close(
-            _autograd_derivative(lambda t, a=alpha: F.elu(t, a), x), expected, f"ELU derivative, alpha={alpha}"
+            _autograd_derivative(functools.partial(F.elu, alpha=alpha), x), expected, f"ELU derivative, alpha={alpha}"
         )
 
 
@@ -792,9 +794,10 @@ NEGLIGIBLE_EPS = 1e-30
 """PyTorch refuses eps = 0 in training mode; this one vanishes next to any variance of order 1 in float64."""
 
 
-def _batchnorm_layer(features: int, seed: int, module: type[torch.nn.Module] = torch.nn.BatchNorm1d) -> torch.nn.Module:
+def _batchnorm_layer(features: int, seed: int, module: type[_BatchNorm] = torch.nn.BatchNorm1d) -> _BatchNorm:
     """A float64 batch-norm layer in training mode with non-trivial gamma and beta."""
     layer = module(features, eps=BATCHNORM_EPS, momentum=0.1).double()
+    assert layer.weight is not None and layer.bias is not None
     with torch.no_grad():
         layer.weight.copy_(randn(features, seed=seed))
         layer.bias.copy_(randn(features, seed=seed + 1))
@@ -841,11 +844,23 @@ def check_running_statistics(latex: str) -> None:
         batch_var = x.var(dim=0, unbiased=False)
         running_mean = (1 - momentum) * running_mean + momentum * x.mean(dim=0)
         running_var = (1 - momentum) * running_var + momentum * batch_size / (batch_size - 1) * batch_var
-        assert_close(layer.running_mean, running_mean, f"running mean after step {step}")
-        assert_close(layer.running_var, running_var, f"running variance after step {step}")
+        stored_mean, stored_var = _running_statistics(layer)
+        assert_close(stored_mean, running_mean, f"running mean after step {step}")
+        assert_close(stored_var, running_var, f"running variance after step {step}")
 
 
-def _trained_batchnorm_layer(features: int, seed: int) -> torch.nn.Module:
+def _running_statistics(layer: _BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    assert layer.running_mean is not None and layer.running_var is not None
+    return layer.running_mean, layer.running_var
+
+
+def _affine_parameters(layer: _BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """gamma and beta, detached."""
+    assert layer.weight is not None and layer.bias is not None
+    return layer.weight.detach(), layer.bias.detach()
+
+
+def _trained_batchnorm_layer(features: int, seed: int) -> _BatchNorm:
     layer = _batchnorm_layer(features, seed=seed)
     for step in range(5):
         layer(randn(10, features, seed=seed + 10 + step) * 2 + 3)
@@ -856,10 +871,10 @@ def _trained_batchnorm_layer(features: int, seed: int) -> torch.nn.Module:
 def check_inference_mode(latex: str) -> None:
     assert_mentions(latex, r"\gamma\,\frac{x - \mu_{\text{run}}}{\sqrt{\sigma^2_{\text{run}} + \epsilon}} + \beta")
     layer = _trained_batchnorm_layer(4, seed=120)
-    mean, var = layer.running_mean, layer.running_var
+    (mean, var), (gamma, beta) = _running_statistics(layer), _affine_parameters(layer)
     for batch_size in (1, 3):
         x = randn(batch_size, 4, seed=batch_size)
-        expected = layer.weight * (x - mean) / torch.sqrt(var + BATCHNORM_EPS) + layer.bias
+        expected = gamma * (x - mean) / torch.sqrt(var + BATCHNORM_EPS) + beta
         assert_close(layer(x), expected, f"evaluation mode, batch of {batch_size}")
     pair = randn(2, 4, seed=121)
     assert_close(layer(pair)[:1], layer(pair[:1]), "in evaluation mode an example ignores its batch-mates")
@@ -874,11 +889,12 @@ def check_batchnorm_folding(latex: str) -> None:
     )
     linear = torch.nn.Linear(6, 4).double()
     layer = _trained_batchnorm_layer(4, seed=130)
-    scale = layer.weight / torch.sqrt(layer.running_var + BATCHNORM_EPS)
+    (mean, var), (gamma, beta) = _running_statistics(layer), _affine_parameters(layer)
+    scale = gamma / torch.sqrt(var + BATCHNORM_EPS)
     folded = torch.nn.Linear(6, 4).double()
     with torch.no_grad():
         folded.weight.copy_(torch.diag(scale) @ linear.weight)
-        folded.bias.copy_(scale * (linear.bias - layer.running_mean) + layer.bias)
+        folded.bias.copy_(scale * (linear.bias - mean) + beta)
         x = randn(5, 6, seed=131)
         assert_close(folded(x), layer(linear(x)), "a linear layer with batch norm folded in")
 
