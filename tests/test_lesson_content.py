@@ -255,6 +255,7 @@ def test_a_check_fails_when_its_formula_is_changed() -> None:
 )
 def test_python_example_runs_cleanly_in_a_fresh_interpreter(lesson: Lesson, code: str, tmp_path: Path) -> None:
     assert "assert" in code, "an example checks its own result"
+    assert "torch.manual_seed(" in code, "an example seeds PyTorch so that every run prints the same numbers"
     environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
     environment["OMP_NUM_THREADS"] = "1"
     result = subprocess.run(
