@@ -1,7 +1,53 @@
 """Admin registrations of the quizzes app.
 
-Lesson admin belongs here too (lesson-pages engineer); the quiz question and
-attempt admins live in quizzes/quiz_admin.py and register on import.
+The Lesson admin is here; the quiz question and attempt admins live in
+quizzes/quiz_admin.py and register on import.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
 from quizzes import quiz_admin  # noqa: F401  (registers QuizQuestion and QuizAttempt)
+from quizzes.content import lesson_render
+from quizzes.models import Lesson
+
+
+@admin.register(Lesson)
+class LessonAdmin(admin.ModelAdmin):
+    """Lessons usually come from content/lessons/ (`manage.py import_content`).
+
+    Saving here re-renders the HTML from the Markdown fields. A lesson that still has a
+    file is overwritten from that file by the next import: edit the file instead.
+    """
+
+    list_display = ("title", "slug", "difficulty", "order", "source_path", "updated_at")
+    list_filter = ("difficulty",)
+    search_fields = ("title", "slug", "summary", "question")
+    ordering = ("order", "slug")
+    prepopulated_fields = {"slug": ("title",)}
+    filter_horizontal = ("related",)
+    readonly_fields = ("short_answer_html", "body_html", "source_path", "content_hash", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("title", "slug", "difficulty", "order", "summary", "question")}),
+        ("Text (Markdown)", {"fields": ("short_answer_md", "body_md", "references", "related")}),
+        (
+            "Rendered and imported (read-only)",
+            {
+                "classes": ("collapse",),
+                "fields": ("short_answer_html", "body_html", "source_path", "content_hash", "updated_at"),
+            },
+        ),
+    )
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        # Related lessons are saved here, after the row: render once they are known.
+        super().save_related(request, form, formsets, change)
+        lesson: Lesson = form.instance
+        lesson_render(lesson)
+        # A changed hash makes the next import rewrite the lesson from its file, if it has one.
+        lesson.content_hash = ""
+        lesson.save(update_fields=["short_answer_html", "body_html", "content_hash", "updated_at"])

@@ -206,6 +206,19 @@ def parse_lesson_file(path: Path, text: str) -> ParsedLesson:
     )
 
 
+def lesson_render(lesson: Lesson) -> None:
+    """Re-render a lesson's HTML from its Markdown fields (for edits made in the admin).
+
+    The short answer comes from `short_answer_md`; the explanation from `body_md` less
+    its `## Answer` section, with the references and related questions placed as at import.
+    """
+    lesson.short_answer_html = render_markdown(lesson.short_answer_md)
+    sections = _sections(lesson.body_md, 1)
+    answer = next((section for section in sections if section.heading == ANSWER_HEADING), None)
+    related = [other.slug for other in lesson.related.all()] if lesson.pk else []
+    lesson.body_html = render_markdown(_explanation_markdown(sections, answer, lesson.references or [], related))
+
+
 # --- Front matter ------------------------------------------------------------------
 
 
@@ -298,7 +311,7 @@ def _sections(body: str, body_line: int) -> list[Section]:
 
 
 def _explanation_markdown(
-    sections: list[Section], answer: Section, references: list[dict[str, str]], related: list[str]
+    sections: list[Section], answer: Section | None, references: list[dict[str, str]], related: list[str]
 ) -> str:
     """Everything but the Answer, with the reference links added and Related questions last."""
     kept = [section for section in sections if section is not answer]
