@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "gradlab",
     "quizzes",
     "grader",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

@@ -12,4 +12,5 @@ urlpatterns = [
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("", include("quizzes.urls")),
     path("", include("grader.urls")),
+    path("", include("dashboard.urls")),
 ]
