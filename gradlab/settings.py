@@ -7,7 +7,9 @@ required, HTTPS-only cookies, HSTS and a strict CSP). Any variable below overrid
 
 from __future__ import annotations
 
+import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -60,6 +62,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "ninja",  # its templates and static files: /api/docs served from this origin, no CDN
     "gradlab",
     "quizzes",
     "grader",
@@ -107,6 +110,9 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Several processes (web, worker, beat) share the file: wait for locks, don't fail.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    # Tests use a file (one per test process), not memory: the Celery worker that the
+    # integration tests start must see the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"gradlab-test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -177,6 +183,18 @@ CELERY_TASK_TIME_LIMIT = GRADING_HARD_TIME_LIMIT_S
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": GRADING_HARD_TIME_LIMIT_S + 15}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
+# The sweeper finds submissions whose wake-up message was lost (grader/services.py, submission_sweep).
+GRADER_SWEEP_INTERVAL_S = env_int("GRADER_SWEEP_INTERVAL_S", 30, minimum=1)
+GRADER_REQUEUE_AFTER_S = env_int("GRADER_REQUEUE_AFTER_S", 60, minimum=1)
+GRADER_RUNNING_GRACE_S = env_int("GRADER_RUNNING_GRACE_S", 30, minimum=0)
+GRADER_MAX_CLAIMS = env_int("GRADER_MAX_CLAIMS", 3, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-submissions": {
+        "task": "grader.tasks.sweep_submissions",
+        "schedule": float(GRADER_SWEEP_INTERVAL_S),
+        "options": {"queue": GRADING_QUEUE, "expires": float(GRADER_SWEEP_INTERVAL_S)},
+    },
+}
 
 # --- Grader ---------------------------------------------------------------------
 # Isolation levels, weakest first; production refuses to grade below its minimum.
