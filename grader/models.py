@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 
 from grader.verdicts import Isolation, Stage, Verdict
 
@@ -44,6 +45,9 @@ class Exercise(models.Model):
     validated_at = models.DateTimeField(null=True, blank=True)
     source_path = models.CharField(max_length=300, blank=True)
     content_hash = models.CharField(max_length=64, blank=True)
+    # An exercise whose folder was removed is retired, not deleted: its submissions survive,
+    # but it takes no new ones.
+    is_active = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -90,6 +94,8 @@ class Submission(models.Model):
     isolation = models.CharField(max_length=30, choices=_choices(Isolation), blank=True)
     # How often a worker claimed this row (1 in normal life; > 1 only after a sweep re-grade).
     claim_count = models.PositiveIntegerField(default=0)
+    # How often a verdict was written: 1 for every finished submission, whatever happened on the way.
+    graded_count = models.PositiveIntegerField(default=0)
     worker = models.CharField(max_length=200, blank=True)
     # Phase timestamps (dashboard and benchmarks read these).
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -113,5 +119,36 @@ class Submission(models.Model):
     def __str__(self) -> str:
         return f"Submission {self.pk} ({self.exercise_id}, {self.status})"
 
+    def get_absolute_url(self) -> str:
+        return reverse("submission_detail", args=[self.pk])
+
     def is_finished(self) -> bool:
         return self.status in {SubmissionStatus.GRADED, SubmissionStatus.FAILED}
+
+    def is_accepted(self) -> bool:
+        return self.verdict == Verdict.ACCEPTED.value
+
+    def is_waiting_for_broker(self) -> bool:
+        """True when the wake-up message could not be sent (Redis was down): the sweeper sends it later."""
+        return self.status == SubmissionStatus.QUEUED and self.enqueued_at is None
+
+
+class ApiToken(models.Model):
+    """A bearer token for the JSON API. Only a SHA-256 of the token is stored.
+
+    `prefix` (the token's first characters) lets a user tell their tokens apart
+    without the database ever holding the secret.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=12)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}... ({self.user})"
