@@ -1,0 +1,198 @@
+"""attention-backward: scaled dot-product attention softmax(q k^T / sqrt(d) + mask) v."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from grader.diagnosis import Mistake
+from grader.kinds import register
+from grader.kinds.base import Case, Kind, LayerFn, MistakeModel, Output, TrainingSetup
+
+
+def attention_forward(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool, scaled: bool = True
+) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + mask) v, written out; with causal=True key j > query i gets -inf.
+
+    Every query keeps key 0, so no row is fully masked, whatever Tq and Tk are.
+    """
+    scores = q @ k.transpose(-1, -2)
+    if scaled:
+        scores = scores / math.sqrt(q.shape[-1])
+    if causal:
+        t_q, t_k = scores.shape[-2:]
+        hidden = torch.triu(torch.ones(t_q, t_k, dtype=torch.bool), diagonal=1)
+        scores = scores.masked_fill(hidden, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+
+
+def _probabilities(case: Case) -> np.ndarray:
+    """The attention weights p of a case, (B, Tq, Tk)."""
+    args = {name: torch.tensor(case.args[name]) for name in ("q", "k")}
+    with torch.no_grad():
+        scores = args["q"] @ args["k"].transpose(-1, -2) / math.sqrt(case.args["q"].shape[-1])
+        if case.args["causal"]:
+            t_q, t_k = scores.shape[-2:]
+            scores = scores.masked_fill(torch.triu(torch.ones(t_q, t_k, dtype=torch.bool), diagonal=1), -math.inf)
+        return torch.softmax(scores, dim=-1).numpy()
+
+
+def _score_gradient(case: Case, *, diagonal_only: bool = False) -> np.ndarray:
+    """dL/dscores (B, Tq, Tk); `diagonal_only` drops the -p * sum(p * dp) term of the softmax Jacobian."""
+    p = _probabilities(case)
+    dp = case.args["dout"] @ case.args["v"].transpose(0, 2, 1)
+    if diagonal_only:
+        return p * dp
+    return p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+
+
+def softmax_diagonal_only(case: Case) -> dict[str, np.ndarray]:
+    """(dq, dk) when the softmax Jacobian is taken as diag(p): ds = p * dp."""
+    q, k = case.args["q"], case.args["k"]
+    ds = _score_gradient(case, diagonal_only=True)
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    return {"dq": ds @ k * scale, "dk": ds.transpose(0, 2, 1) @ q * scale}
+
+
+@register
+class AttentionBackward(Kind):
+    slug = "attention-backward"
+    function_name = "attention_backward"
+    arg_names = ("dout", "q", "k", "v", "causal")
+    outputs = (Output("dq", of="q"), Output("dk", of="k"), Output("dv", of="v"))
+    lesson_slug = "attention-mechanisms"
+    lesson_section = "mathematical-foundations"
+    hints = {
+        Mistake.ATTENTION_SCALE_MISSING: "The scores are q k^T / sqrt(d): recompute p with the scale, and "
+        "multiply dq and dk by 1/sqrt(d) as the chain rule through the scaling requires.",
+        Mistake.CAUSAL_MASK_IGNORED: "With causal=True, set the scores of keys j > i to -inf before the "
+        "softmax; those weights are then exactly 0 and get no gradient.",
+        Mistake.WRONG_DERIVATIVE: "Each softmax output depends on every score of its row: "
+        "ds = p * (dp - sum(dp * p, axis=-1, keepdims=True)).",
+        Mistake.TRANSPOSED: "scores = q @ k^T, so dk = ds^T @ q (and dq = ds @ k), each times 1/sqrt(d).",
+    }
+
+    def make_cases(self, rng: np.random.Generator) -> list[Case]:
+        def case(b: int, t_q: int, t_k: int, *, d: int, d_v: int, causal: bool) -> Case:
+            size = f"Tq=Tk={t_q}" if t_q == t_k else f"Tq={t_q}, Tk={t_k}"
+            label = f"B={b}, {size}, d={d}, dv={d_v}, causal {'on' if causal else 'off'}"
+            return Case(
+                label=label,
+                args={
+                    "dout": rng.standard_normal((b, t_q, d_v)),
+                    "q": rng.standard_normal((b, t_q, d)),
+                    "k": rng.standard_normal((b, t_k, d)),
+                    "v": rng.standard_normal((b, t_k, d_v)),
+                    "causal": causal,
+                },
+                edge=causal or t_q != t_k,
+            )
+
+        return [
+            case(2, 4, 4, d=3, d_v=2, causal=False),
+            case(2, 5, 5, d=4, d_v=3, causal=True),
+            case(3, 3, 5, d=2, d_v=4, causal=False),
+            case(2, 3, 5, d=3, d_v=2, causal=True),
+        ]
+
+    def torch_forward(self, args: dict[str, Any]) -> torch.Tensor:
+        return attention_forward(args["q"], args["k"], args["v"], causal=args["causal"])
+
+    def mistake_models(self) -> list[MistakeModel]:
+        def unscaled(case: Case) -> dict[str, Any]:
+            return self.reference_with(
+                case, lambda a: attention_forward(a["q"], a["k"], a["v"], causal=a["causal"], scaled=False)
+            )
+
+        def unscaled_backward_only(case: Case) -> dict[str, Any]:
+            expected = self.reference(case)
+            root_d = math.sqrt(case.args["q"].shape[-1])
+            return {"dq": expected["dq"] * root_d, "dk": expected["dk"] * root_d}
+
+        def unmasked(case: Case) -> dict[str, Any] | None:
+            if not case.args["causal"]:
+                return None
+            return self.reference_with(case, lambda a: attention_forward(a["q"], a["k"], a["v"], causal=False))
+
+        def dk_from_untransposed(case: Case) -> dict[str, Any] | None:
+            q = case.args["q"]
+            if q.shape[1] != case.args["k"].shape[1]:
+                return None  # ds @ q does not even have dk's shape
+            return {"dk": _score_gradient(case) @ q / math.sqrt(q.shape[-1])}
+
+        return [
+            MistakeModel(
+                Mistake.ATTENTION_SCALE_MISSING,
+                title="{output} is missing the 1/sqrt(d) scale",
+                why="{output} matches attention computed on raw scores q k^T, without dividing by sqrt(d).",
+                compute=unscaled,
+            ),
+            MistakeModel(
+                Mistake.ATTENTION_SCALE_MISSING,
+                title="{output} is missing the 1/sqrt(d) factor of the chain rule",
+                why="{output} is sqrt(d) times too large: the scores were divided by sqrt(d) in the forward "
+                "pass, so their gradient must be too.",
+                compute=unscaled_backward_only,
+                outputs=("dq", "dk"),
+            ),
+            MistakeModel(
+                Mistake.CAUSAL_MASK_IGNORED,
+                title="{output} ignores the causal mask",
+                why="{output} matches attention in which every query also sees the keys after it; with "
+                "causal=True key j > query i must get zero weight.",
+                compute=unmasked,
+            ),
+            MistakeModel(
+                Mistake.WRONG_DERIVATIVE,
+                title="{output} uses only the diagonal of the softmax Jacobian",
+                why="{output} matches ds = p * dp, which treats the softmax as element-wise; the "
+                "-p * sum(p * dp) term, from the normalisation shared by a row, is missing.",
+                compute=softmax_diagonal_only,
+                outputs=("dq", "dk"),
+            ),
+            MistakeModel(
+                Mistake.TRANSPOSED,
+                title="dk is computed from ds instead of its transpose",
+                why="dk matches ds @ q; since scores = q @ k^T, the gradient of k is ds^T @ q.",
+                compute=dk_from_untransposed,
+                outputs=("dk",),
+            ),
+        ]
+
+    def training(self) -> TrainingSetup:
+        n, t, d_in, d, d_out = 6, 5, 3, 4, 2
+
+        def init(rng: np.random.Generator) -> dict[str, np.ndarray]:
+            return {
+                "w_q": rng.standard_normal((d_in, d)) / np.sqrt(d_in),
+                "w_k": rng.standard_normal((d_in, d)) / np.sqrt(d_in),
+                "w_v": rng.standard_normal((d_in, d)) / np.sqrt(d_in),
+                "w_head": rng.standard_normal((d, d_out)) / np.sqrt(d),
+                "b_head": np.zeros(d_out),
+            }
+
+        def data(rng: np.random.Generator) -> dict[str, np.ndarray]:
+            x = rng.standard_normal((n, t, d_in))
+            # Target at each position: a running mean of the sequence so far, seen through a fixed map.
+            running = np.cumsum(x, axis=1) / np.arange(1, t + 1)[None, :, None]
+            return {"x": x, "target": np.tanh(running @ rng.standard_normal((d_in, d_out)))}
+
+        def loss(params: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], layer: LayerFn) -> torch.Tensor:
+            x = batch["x"]
+            h = layer(q=x @ params["w_q"], k=x @ params["w_k"], v=x @ params["w_v"], causal=True)
+            out = h @ params["w_head"] + params["b_head"]
+            return ((out - batch["target"]) ** 2).mean()
+
+        return TrainingSetup(
+            steps=20,
+            lr=0.3,
+            init=init,
+            data=data,
+            loss=loss,
+            description="causal self-attention (3 -> 4, learned q, k, v projections) -> Linear(4, 2) per position "
+            "on sequences of 5, MSE loss",
+        )

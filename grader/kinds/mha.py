@@ -1,0 +1,234 @@
+"""multihead-attention-backward: self-attention with contiguous head slices, no bias, no mask."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from grader.diagnosis import Mistake
+from grader.kinds import register
+from grader.kinds.base import Case, Kind, LayerFn, MistakeModel, Output, TrainingSetup
+
+# How the (B, T, E) projections are cut into heads: "contiguous" is the definition
+# (head h = columns h*d : (h+1)*d); the other two are the learners' usual slips.
+HeadLayout = Literal["contiguous", "strided", "no_transpose"]
+
+
+def split_heads(a: torch.Tensor, num_heads: int, layout: HeadLayout = "contiguous") -> torch.Tensor:
+    """(B, T, E) -> (B, H, T, d)."""
+    b, t, e = a.shape
+    d = e // num_heads
+    if layout == "contiguous":
+        return a.reshape(b, t, num_heads, d).transpose(1, 2)
+    if layout == "strided":  # head h = columns h, h + H, h + 2H, ...
+        return a.reshape(b, t, d, num_heads).permute(0, 3, 1, 2)
+    return a.reshape(b, num_heads, t, d)  # reshaped without moving the head axis: mixes positions
+
+
+def merge_heads(a: torch.Tensor, layout: HeadLayout = "contiguous") -> torch.Tensor:
+    """(B, H, T, d) -> (B, T, E), the inverse of `split_heads` with the same layout."""
+    b, h, t, d = a.shape
+    if layout == "contiguous":
+        return a.transpose(1, 2).reshape(b, t, h * d)
+    if layout == "strided":
+        return a.permute(0, 2, 3, 1).reshape(b, t, h * d)
+    return a.reshape(b, t, h * d)
+
+
+def heads_concat(
+    x: torch.Tensor,
+    w_q: torch.Tensor,
+    w_k: torch.Tensor,
+    w_v: torch.Tensor,
+    num_heads: int,
+    *,
+    layout: HeadLayout = "contiguous",
+    scaled: bool = True,
+) -> torch.Tensor:
+    """concat(head_1, ..., head_H), (B, T, E), before the output projection."""
+    q, k, v = (split_heads(x @ w, num_heads, layout) for w in (w_q, w_k, w_v))
+    scores = q @ k.transpose(-1, -2)
+    if scaled:
+        scores = scores / math.sqrt(q.shape[-1])
+    return merge_heads(torch.softmax(scores, dim=-1) @ v, layout)
+
+
+def mha_forward(args: dict[str, Any], *, layout: HeadLayout = "contiguous", scaled: bool = True) -> torch.Tensor:
+    concat = heads_concat(
+        args["x"], args["w_q"], args["w_k"], args["w_v"], args["num_heads"], layout=layout, scaled=scaled
+    )
+    return concat @ args["w_o"]
+
+
+@register
+class MultiheadAttentionBackward(Kind):
+    slug = "multihead-attention-backward"
+    function_name = "mha_backward"
+    arg_names = ("dout", "x", "w_q", "w_k", "w_v", "w_o", "num_heads")
+    outputs = (
+        Output("dx", of="x"),
+        Output("dw_q", of="w_q"),
+        Output("dw_k", of="w_k"),
+        Output("dw_v", of="w_v"),
+        Output("dw_o", of="w_o"),
+    )
+    lesson_slug = "attention-mechanisms"
+    lesson_section = "mathematical-foundations"
+    hints = {
+        Mistake.HEADS_MIXED: "Head h owns the contiguous columns h*d : (h+1)*d: reshape (B, T, E) to "
+        "(B, T, H, d) and then swap the T and H axes; undo both steps, in reverse order, to merge.",
+        Mistake.ATTENTION_SCALE_MISSING: "Each head divides its scores by sqrt(d), the head size (E / H), "
+        "not sqrt(E); the same factor multiplies dq and dk.",
+        Mistake.MISSING_CHAIN_RULE: "out = concat @ w_o, so the heads receive dout @ w_o^T, not dout.",
+        Mistake.TRANSPOSED: "out = concat @ w_o: the gradient of concat is dout @ w_o.T and dw_o = concat^T @ dout.",
+    }
+
+    def make_cases(self, rng: np.random.Generator) -> list[Case]:
+        def case(b: int, t: int, e: int, heads: int, *, edge: bool = False) -> Case:
+            label = f"B={b}, T={t}, E={e}, {heads} heads of size {e // heads}"
+
+            def weight() -> np.ndarray:
+                return rng.standard_normal((e, e)) / np.sqrt(e)
+
+            return Case(
+                label=label,
+                args={
+                    "dout": rng.standard_normal((b, t, e)),
+                    "x": rng.standard_normal((b, t, e)),
+                    "w_q": weight(),
+                    "w_k": weight(),
+                    "w_v": weight(),
+                    "w_o": weight(),
+                    "num_heads": heads,
+                },
+                edge=edge,
+            )
+
+        return [
+            case(2, 3, 4, 2),
+            case(2, 5, 6, 3),
+            case(3, 4, 6, 2, edge=True),
+            case(1, 6, 8, 4, edge=True),
+        ]
+
+    def torch_forward(self, args: dict[str, Any]) -> torch.Tensor:
+        return mha_forward(args)
+
+    def mistake_models(self) -> list[MistakeModel]:
+        def with_layout(layout: HeadLayout) -> Callable[[Case], dict[str, Any]]:
+            def compute(case: Case) -> dict[str, Any]:
+                return self.reference_with(case, lambda a: mha_forward(a, layout=layout))
+
+            return compute
+
+        def unscaled(case: Case) -> dict[str, Any]:
+            return self.reference_with(case, lambda a: mha_forward(a, scaled=False))
+
+        def concat_upstream(transform: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Any:
+            """Gradients of the inputs when the heads receive transform(dout, w_o) instead of dout @ w_o.T."""
+
+            def compute(case: Case) -> dict[str, Any]:
+                upstream = transform(case.args["dout"], case.args["w_o"])
+                result = self.reference_with(
+                    case,
+                    lambda a: heads_concat(a["x"], a["w_q"], a["w_k"], a["w_v"], a["num_heads"]),
+                    upstream=upstream,
+                )
+                result.pop("dw_o")
+                return result
+
+            return compute
+
+        def dw_o_transposed(case: Case) -> dict[str, Any]:
+            return {"dw_o": self.reference(case)["dw_o"].T.copy()}
+
+        heads_why = (
+            "{output} matches multi-head attention whose heads are cut from the wrong columns or positions; "
+            "head h must use the contiguous columns h*d : (h+1)*d of q, k and v at every position."
+        )
+        return [
+            MistakeModel(
+                Mistake.HEADS_MIXED,
+                title="{output}: the heads are mixed up",
+                why=heads_why,
+                compute=with_layout("strided"),
+                outputs=("dx", "dw_q", "dw_k", "dw_v", "dw_o"),
+            ),
+            MistakeModel(
+                Mistake.HEADS_MIXED,
+                title="{output}: the heads are mixed up",
+                why=heads_why,
+                compute=with_layout("no_transpose"),
+            ),
+            MistakeModel(
+                Mistake.ATTENTION_SCALE_MISSING,
+                title="{output} is missing the 1/sqrt(d) scale",
+                why="{output} matches heads that score with q k^T instead of q k^T / sqrt(d).",
+                compute=unscaled,
+            ),
+            MistakeModel(
+                Mistake.MISSING_CHAIN_RULE,
+                title="{output} skips the output projection",
+                why="{output} matches heads that received dout itself; out = concat @ w_o, so the chain "
+                "rule gives the heads dout @ w_o^T.",
+                compute=concat_upstream(lambda dout, w_o: dout),
+                outputs=("dx", "dw_q", "dw_k", "dw_v"),
+            ),
+            MistakeModel(
+                Mistake.TRANSPOSED,
+                title="{output} goes through w_o instead of its transpose",
+                why="{output} matches heads that received dout @ w_o; the gradient of concat is dout @ w_o^T.",
+                compute=concat_upstream(lambda dout, w_o: dout @ w_o),
+                outputs=("dx", "dw_q", "dw_k", "dw_v"),
+            ),
+            MistakeModel(
+                Mistake.TRANSPOSED,
+                title="dw_o is transposed",
+                why="dw_o matches dout^T @ concat; for out = concat @ w_o it is concat^T @ dout.",
+                compute=dw_o_transposed,
+                outputs=("dw_o",),
+            ),
+        ]
+
+    def training(self) -> TrainingSetup:
+        n, t, d_in, e, heads, d_out = 6, 4, 3, 4, 2, 2
+
+        def init(rng: np.random.Generator) -> dict[str, np.ndarray]:
+            params = {name: rng.standard_normal((e, e)) / np.sqrt(e) for name in ("w_q", "w_k", "w_v", "w_o")}
+            params["w_in"] = rng.standard_normal((d_in, e)) / np.sqrt(d_in)
+            params["w_head"] = rng.standard_normal((e, d_out)) / np.sqrt(e)
+            params["b_head"] = np.zeros(d_out)
+            return params
+
+        def data(rng: np.random.Generator) -> dict[str, np.ndarray]:
+            x = rng.standard_normal((n, t, d_in))
+            # Each sequence's target depends on how its tokens relate to one another.
+            target = np.tanh((x[:, :1] * x).sum(axis=-1) @ rng.standard_normal((t, d_out)) / 2.0)
+            return {"x": x, "target": target}
+
+        def loss(params: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], layer: LayerFn) -> torch.Tensor:
+            # A learned embedding before the block, so the learner's dx is used too.
+            h = layer(
+                x=batch["x"] @ params["w_in"],
+                w_q=params["w_q"],
+                w_k=params["w_k"],
+                w_v=params["w_v"],
+                w_o=params["w_o"],
+                num_heads=heads,
+            )
+            out = h.mean(dim=1) @ params["w_head"] + params["b_head"]
+            return ((out - batch["target"]) ** 2).mean()
+
+        return TrainingSetup(
+            steps=20,
+            lr=0.3,
+            init=init,
+            data=data,
+            loss=loss,
+            description="Linear(3, 4) -> multi-head self-attention (E=4, 2 heads) -> mean over positions "
+            "-> Linear(4, 2), MSE loss",
+        )
