@@ -1,0 +1,16 @@
+# mistake: wrong_derivative
+# description: dgamma sums dout alone, forgetting that gamma multiplies x_hat
+import numpy as np
+
+
+def batchnorm_backward(dout, x, gamma, beta, eps):
+    n = x.shape[0]
+    mean = x.mean(axis=0)
+    var = x.var(axis=0)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    x_hat = (x - mean) * inv_std
+    dbeta = dout.sum(axis=0)
+    dgamma = dout.sum(axis=0)
+    dx_hat = dout * gamma
+    dx = (inv_std / n) * (n * dx_hat - dx_hat.sum(axis=0) - x_hat * (dx_hat * x_hat).sum(axis=0))
+    return dx, dgamma, dbeta
