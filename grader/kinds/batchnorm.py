@@ -40,6 +40,21 @@ def _x_hat(case: Case) -> np.ndarray:
     return (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + case.args["eps"])
 
 
+def projection_formula(case: Case, *, ddof: int) -> dict[str, np.ndarray]:
+    """dx and dgamma by the usual closed form, with the variance computed with `ddof`.
+
+    With ddof=1 this is what a learner gets by plugging np.var(x, ddof=1) into the right
+    formula, which differs from the exact gradient of an unbiased-variance forward.
+    """
+    x, dout, gamma = case.args["x"], case.args["dout"], case.args["gamma"]
+    n = x.shape[0]
+    inv_std = 1.0 / np.sqrt(x.var(axis=0, ddof=ddof) + case.args["eps"])
+    x_hat = (x - x.mean(axis=0)) * inv_std
+    g = dout * gamma
+    dx = (inv_std / n) * (n * g - g.sum(axis=0) - x_hat * (g * x_hat).sum(axis=0))
+    return {"dx": dx, "dgamma": (dout * x_hat).sum(axis=0)}
+
+
 @register
 class BatchNormBackward(Kind):
     slug = "batchnorm-backward"
@@ -84,7 +99,7 @@ class BatchNormBackward(Kind):
         return [
             case("N=4, D=3", 4, 3),
             case("N=6, D=2, input with mean 5 and standard deviation 3", 6, 2, loc=5.0, scale=3.0),
-            case("N=2, D=5: the smallest batch", 2, 5, edge=True),
+            case("N=3, D=5: a small batch", 3, 5, edge=True),
             case("N=5, D=4, eps=0.1 (eps must be inside the square root)", 5, 4, eps=0.1, edge=True),
         ]
 
@@ -100,6 +115,9 @@ class BatchNormBackward(Kind):
                 case, lambda a: batchnorm_forward(a["x"], a["gamma"], a["beta"], a["eps"], unbiased=True)
             )
             return {"dx": result["dx"], "dgamma": result["dgamma"]}
+
+        def unbiased_in_formula(case: Case) -> dict[str, Any]:
+            return projection_formula(case, ddof=1)
 
         def one_row(row: int) -> Any:
             def compute(case: Case) -> dict[str, Any]:
@@ -130,6 +148,14 @@ class BatchNormBackward(Kind):
                 why="{output} matches batch norm computed with the variance divided by N - 1; the forward "
                 "pass in training mode divides by N.",
                 compute=unbiased,
+                outputs=("dx", "dgamma"),
+            ),
+            MistakeModel(
+                Mistake.UNBIASED_VARIANCE,
+                title="{output} uses the unbiased variance",
+                why="{output} matches the batch-norm gradient formula evaluated with the variance divided by "
+                "N - 1; the forward pass in training mode divides by N.",
+                compute=unbiased_in_formula,
                 outputs=("dx", "dgamma"),
             ),
             MistakeModel(
