@@ -1,0 +1,608 @@
+"""Reads behind the staff dashboard: every figure is computed by the database.
+
+Each selector runs a fixed number of queries (one or two) whatever the number of
+submissions, and returns plain dataclasses that the page and the CSV export share.
+Aggregates run in SQL (COUNT, MIN, JSON expansion, and on PostgreSQL
+`percentile_cont`); Python only sorts small results: one row per day, per
+exercise, per (exercise, attempts) or per (learner, question).
+
+On SQLite, which has no percentile aggregate, latency percentiles are taken in
+Python over the durations of the latest `LATENCY_SAMPLE_SIZE` finished submissions
+of the window, computed in SQL (a bounded query).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.db import connection
+from django.db.models import Case, Count, FloatField, Func, IntegerField, Max, Q, When
+from django.db.models.expressions import Combinable
+from django.db.models.fields import DateField
+from django.utils import timezone
+
+from grader.models import Exercise, Submission, SubmissionStatus
+from grader.verdicts import Verdict
+from quizzes.models import QuizAttempt, QuizQuestion
+
+INCIDENT_VERDICTS = (
+    Verdict.FORBIDDEN,
+    Verdict.TIME_LIMIT_EXCEEDED,
+    Verdict.MEMORY_LIMIT_EXCEEDED,
+    Verdict.OUTPUT_LIMIT_EXCEEDED,
+)
+# Verdicts of a grading that ran; internal_error is the grader's fault, not the learner's.
+LEARNER_VERDICTS = tuple(verdict for verdict in Verdict if verdict != Verdict.INTERNAL_ERROR)
+LATENCY_SAMPLE_SIZE = 20_000
+DISCRIMINATION_GROUP_SHARE = 0.27
+TOP_DIAGNOSES_PER_EXERCISE = 5
+RECENT_INCIDENTS = 20
+
+
+# --- Helpers ------------------------------------------------------------------------
+
+
+class DayOf(Func):
+    """The UTC calendar date of a timestamp, in SQL on both backends.
+
+    Django's TruncDate calls a Python function per row on SQLite; SQLite's own
+    date() reads the stored UTC text directly.
+    """
+
+    output_field = DateField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, template="date(%(expressions)s)", **extra)
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, template="((%(expressions)s) AT TIME ZONE 'UTC')::date", **extra)
+
+
+class SecondsBetween(Func):
+    """`end - start` in seconds as a float (NULL if either is NULL)."""
+
+    output_field = FloatField()
+    arity = 2
+
+    def __init__(self, start: str | Combinable, end: str | Combinable) -> None:
+        super().__init__(end, start)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        # Django stores 'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC: whole seconds from
+        # strftime, microseconds from the text (julianday() would round to milliseconds).
+        end, start = (compiler.compile(expression) for expression in self.get_source_expressions())
+        sql = (
+            f"((CAST(strftime('%%s', {end[0]}) AS REAL) + CAST(substr({end[0]}, 20) AS REAL))"
+            f" - (CAST(strftime('%%s', {start[0]}) AS REAL) + CAST(substr({start[0]}, 20) AS REAL)))"
+        )
+        return sql, [*end[1], *end[1], *start[1], *start[1]]
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        end, start = (compiler.compile(expression) for expression in self.get_source_expressions())
+        return f"EXTRACT(EPOCH FROM ({end[0]} - {start[0]}))::float", [*end[1], *start[1]]
+
+
+class PercentileCont(Func):
+    """PostgreSQL's `percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)`."""
+
+    contains_aggregate = True
+    output_field = FloatField()
+
+    def __init__(self, expression: Any, fraction: float) -> None:
+        super().__init__(expression)
+        self.fraction = float(fraction)
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:  # type: ignore[override]
+        inner, params = compiler.compile(self.get_source_expressions()[0])
+        return f"percentile_cont({self.fraction!r}) WITHIN GROUP (ORDER BY {inner})", params
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
+    """Linear-interpolated percentile of sorted values (the definition of SQL's percentile_cont)."""
+    if not sorted_values:
+        return None
+    position = (len(sorted_values) - 1) * fraction
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def median_of_histogram(histogram: dict[int, int]) -> float | None:
+    """Median (percentile_cont 0.5) of values given as {value: how many times}."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+
+    def nth(index: int) -> int:
+        seen = 0
+        for value in sorted(histogram):
+            seen += histogram[value]
+            if index < seen:
+                return value
+        raise IndexError(index)
+
+    position = (total - 1) / 2
+    low, high = nth(math.floor(position)), nth(math.ceil(position))
+    return low + (high - low) * (position - math.floor(position))
+
+
+def _is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@dataclass(frozen=True)
+class Window:
+    """The period the dashboard looks at: the last `days` days, or everything (days=None)."""
+
+    days: int | None
+    now: datetime
+
+    @property
+    def since(self) -> datetime | None:
+        return None if self.days is None else self.now - timedelta(days=self.days)
+
+    def submissions(self) -> Any:
+        rows = Submission.objects.order_by()
+        return rows if self.since is None else rows.filter(created_at__gte=self.since)
+
+    @property
+    def label(self) -> str:
+        return "all time" if self.days is None else f"last {self.days} days"
+
+
+def window_of(days: int | None, now: datetime | None = None) -> Window:
+    return Window(days=days, now=now or timezone.now())
+
+
+# --- Submissions over time ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayCount:
+    day: date
+    submissions: int
+    accepted: int
+
+
+def submissions_per_day(window: Window) -> list[DayCount]:
+    """Submissions and accepted submissions per UTC day, every day of the window (zeros included)."""
+    rows = (
+        window.submissions()
+        .annotate(day=DayOf("created_at"))
+        .values("day")
+        .annotate(total=Count("id"), accepted=Count("id", filter=Q(verdict=Verdict.ACCEPTED.value)))
+        .order_by("day")
+    )
+    counts = {_as_date(row["day"]): (row["total"], row["accepted"]) for row in rows}
+    if not counts:
+        return []
+    first = min(counts) if window.since is None else window.since.date()
+    last = max(window.now.date(), *counts)
+    days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+    return [DayCount(day, *counts.get(day, (0, 0))) for day in days]
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+# --- Exercises ------------------------------------------------------------------------
+
+
+@dataclass
+class ExerciseStats:
+    """What happened to one exercise's submissions in the window.
+
+    `pass_rate` is accepted / graded (submissions with a verdict, internal errors
+    excluded); `median_attempts` is the median, over learners who solved it, of the
+    number of submissions up to and including their first accepted one.
+    """
+
+    exercise_id: int
+    slug: str
+    title: str
+    submissions: int = 0
+    verdicts: dict[str, int] = field(default_factory=dict)
+    learners: int = 0
+    learners_solved: int = 0
+    median_attempts: float | None = None
+
+    @property
+    def graded(self) -> int:
+        return sum(self.verdicts.get(verdict.value, 0) for verdict in LEARNER_VERDICTS)
+
+    @property
+    def accepted(self) -> int:
+        return self.verdicts.get(Verdict.ACCEPTED.value, 0)
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self.accepted / self.graded if self.graded else None
+
+    def verdict_mix(self) -> list[tuple[str, str, int, float]]:
+        """(verdict, label, count, share of graded) for each verdict that occurred, in Verdict order."""
+        total = sum(self.verdicts.values())
+        return [
+            (verdict.value, verdict.label, self.verdicts[verdict.value], self.verdicts[verdict.value] / total)
+            for verdict in Verdict
+            if self.verdicts.get(verdict.value)
+        ]
+
+
+def exercise_stats(window: Window) -> list[ExerciseStats]:
+    """One ExerciseStats per exercise (those without submissions too), in catalog order. Four queries."""
+    stats = {
+        exercise.pk: ExerciseStats(exercise.pk, exercise.slug, exercise.title)
+        for exercise in Exercise.objects.only("id", "slug", "title", "order")
+    }
+    verdict_rows = window.submissions().values_list("exercise_id", "verdict").annotate(count=Count("id"))
+    for exercise_id, verdict, count in verdict_rows:
+        entry = stats.get(exercise_id)
+        if entry is not None:
+            entry.submissions += count
+            if verdict:
+                entry.verdicts[verdict] = entry.verdicts.get(verdict, 0) + count
+    learner_rows = (
+        window.submissions()
+        .values_list("exercise_id")
+        .annotate(
+            learners=Count("user_id", distinct=True),
+            solved=Count("user_id", distinct=True, filter=Q(verdict=Verdict.ACCEPTED.value)),
+        )
+    )
+    for exercise_id, learners, solved in learner_rows:
+        if exercise_id in stats:
+            stats[exercise_id].learners = learners
+            stats[exercise_id].learners_solved = solved
+    for exercise_id, histogram in attempts_to_first_accept(window).items():
+        if exercise_id in stats:
+            stats[exercise_id].median_attempts = median_of_histogram(histogram)
+    return list(stats.values())
+
+
+def attempts_to_first_accept(window: Window) -> dict[int, dict[int, int]]:
+    """{exercise id: {attempts: number of learners}} for learners whose first accept is in the window.
+
+    Attempts count every submission of the learner to the exercise up to and
+    including the first accepted one (earlier ones before the window included).
+    """
+    table = Submission._meta.db_table
+    since_sql = ""
+    params: list[Any] = [Verdict.ACCEPTED.value]
+    if window.since is not None:
+        since_sql = "WHERE firsts.first_at >= %s"
+        params.append(connection.ops.adapt_datetimefield_value(window.since))
+    sql = f"""
+        SELECT pairs.exercise_id, pairs.attempts, COUNT(*)
+        FROM (
+            SELECT firsts.exercise_id AS exercise_id, COUNT(s.id) AS attempts
+            FROM (
+                SELECT user_id, exercise_id, MIN(created_at) AS first_at
+                FROM {table} WHERE verdict = %s GROUP BY user_id, exercise_id
+            ) firsts
+            JOIN {table} s
+              ON s.user_id = firsts.user_id AND s.exercise_id = firsts.exercise_id
+             AND s.created_at <= firsts.first_at
+            {since_sql}
+            GROUP BY firsts.user_id, firsts.exercise_id
+        ) pairs
+        GROUP BY pairs.exercise_id, pairs.attempts
+    """  # noqa: S608 - the table name comes from the model, values are parameters
+    histograms: dict[int, dict[int, int]] = defaultdict(dict)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for exercise_id, attempts, learners in cursor.fetchall():
+            histograms[exercise_id][int(attempts)] = int(learners)
+    return dict(histograms)
+
+
+# --- Diagnoses --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiagnosisCount:
+    """How many wrong answers to an exercise got this diagnosis on this output."""
+
+    exercise_id: int
+    exercise_slug: str
+    output: str
+    mistake: str
+    submissions: int
+    share: float  # of the exercise's wrong answers in the window
+
+
+def common_diagnoses(window: Window, per_exercise: int = TOP_DIAGNOSES_PER_EXERCISE) -> list[DiagnosisCount]:
+    """The most frequent (output, mistake) diagnoses of wrong answers, per exercise, most frequent first.
+
+    A submission counts once per (output, mistake) however many entries repeat it.
+    The JSON `result.diagnosis` list is expanded in SQL (json_each / jsonb_array_elements).
+    """
+    table = Submission._meta.db_table
+    params: list[Any] = [Verdict.WRONG_ANSWER.value]
+    since_sql = ""
+    if window.since is not None:
+        since_sql = "AND s.created_at >= %s"
+        params.append(connection.ops.adapt_datetimefield_value(window.since))
+    if _is_postgres():
+        sql = f"""
+            SELECT s.exercise_id, COALESCE(d.value->>'output', ''), COALESCE(d.value->>'mistake', 'unknown'),
+                   COUNT(DISTINCT s.id)
+            FROM {table} s
+            CROSS JOIN LATERAL jsonb_array_elements(
+                CASE WHEN jsonb_typeof(s.result->'diagnosis') = 'array' THEN s.result->'diagnosis' ELSE '[]'::jsonb END
+            ) d
+            WHERE s.verdict = %s {since_sql}
+            GROUP BY 1, 2, 3
+        """  # noqa: S608
+    else:
+        sql = f"""
+            SELECT s.exercise_id, COALESCE(json_extract(d.value, '$.output'), ''),
+                   COALESCE(json_extract(d.value, '$.mistake'), 'unknown'), COUNT(DISTINCT s.id)
+            FROM {table} s, json_each(s.result, '$.diagnosis') d
+            WHERE s.verdict = %s AND json_type(s.result, '$.diagnosis') = 'array' {since_sql}
+            GROUP BY 1, 2, 3
+        """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    wrong = dict(
+        window.submissions()
+        .filter(verdict=Verdict.WRONG_ANSWER.value)
+        .values_list("exercise_id")
+        .annotate(count=Count("id"))
+    )
+    slugs = dict(Exercise.objects.values_list("id", "slug"))
+    by_exercise: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
+    for exercise_id, output, mistake, count in rows:
+        by_exercise[exercise_id].append((str(output), str(mistake), int(count)))
+    result: list[DiagnosisCount] = []
+    order = {exercise_id: index for index, exercise_id in enumerate(Exercise.objects.values_list("id", flat=True))}
+    for exercise_id in sorted(by_exercise, key=lambda key: order.get(key, len(order))):
+        top = sorted(by_exercise[exercise_id], key=lambda item: (-item[2], item[1], item[0]))[:per_exercise]
+        total_wrong = wrong.get(exercise_id, 0) or 1
+        result.extend(
+            DiagnosisCount(exercise_id, slugs.get(exercise_id, "?"), output, mistake, count, count / total_wrong)
+            for output, mistake, count in top
+        )
+    return result
+
+
+# --- Grading latency --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Phase:
+    key: str
+    label: str
+    start: str
+    end: str
+
+
+PHASES = (
+    Phase("queue", "Queue wait", "enqueued_at", "started_at"),
+    Phase("sandbox", "Sandbox start", "started_at", "sandbox_ready_at"),
+    Phase("checks", "Gradient checks", "sandbox_ready_at", "checks_finished_at"),
+    Phase("training", "Training run", "checks_finished_at", "training_finished_at"),
+    Phase("total", "Total (submitted to verdict)", "created_at", "finished_at"),
+)
+
+
+@dataclass(frozen=True)
+class PhaseLatency:
+    """p50/p95 of one grading phase, in seconds, over `count` submissions that went through it."""
+
+    key: str
+    label: str
+    count: int
+    p50_s: float | None
+    p95_s: float | None
+
+    @property
+    def p50_ms(self) -> float | None:
+        return None if self.p50_s is None else self.p50_s * 1000
+
+    @property
+    def p95_ms(self) -> float | None:
+        return None if self.p95_s is None else self.p95_s * 1000
+
+
+def grading_latency(window: Window) -> list[PhaseLatency]:
+    """Latency percentiles per phase from the phase timestamps of finished submissions.
+
+    A phase counts for a submission only when both its timestamps are set (a syntax
+    error never reaches the training run). PostgreSQL computes the percentiles over
+    the whole window; SQLite over the latest LATENCY_SAMPLE_SIZE finished submissions.
+    """
+    finished = window.submissions().filter(finished_at__isnull=False)
+    durations = {phase.key: SecondsBetween(phase.start, phase.end) for phase in PHASES}
+    if _is_postgres():
+        aggregates: dict[str, Any] = {}
+        for phase in PHASES:
+            aggregates[f"{phase.key}_count"] = Count(durations[phase.key])
+            aggregates[f"{phase.key}_p50"] = PercentileCont(durations[phase.key], 0.5)
+            aggregates[f"{phase.key}_p95"] = PercentileCont(durations[phase.key], 0.95)
+        row = finished.aggregate(**aggregates)
+        return [
+            PhaseLatency(
+                phase.key, phase.label, row[f"{phase.key}_count"], row[f"{phase.key}_p50"], row[f"{phase.key}_p95"]
+            )
+            for phase in PHASES
+        ]
+    sample = (
+        finished.annotate(**{f"d_{key}": expression for key, expression in durations.items()})
+        .order_by("-finished_at")
+        .values_list(*(f"d_{phase.key}" for phase in PHASES))[:LATENCY_SAMPLE_SIZE]
+    )
+    columns: list[list[float]] = [[] for _ in PHASES]
+    for values in sample:
+        for column, value in zip(columns, values, strict=True):
+            if value is not None:
+                column.append(float(value))
+    result = []
+    for phase, column in zip(PHASES, columns, strict=True):
+        column.sort()
+        result.append(
+            PhaseLatency(phase.key, phase.label, len(column), percentile(column, 0.5), percentile(column, 0.95))
+        )
+    return result
+
+
+# --- Incidents and totals -----------------------------------------------------------
+
+
+def sandbox_incidents(limit: int = RECENT_INCIDENTS) -> list[Submission]:
+    """The latest submissions the sandbox stopped (forbidden, or a limit hit), newest first. One query."""
+    return list(
+        Submission.objects.filter(verdict__in=[verdict.value for verdict in INCIDENT_VERDICTS])
+        .select_related("user", "exercise")
+        .only(
+            "id",
+            "verdict",
+            "created_at",
+            "worker",
+            "isolation",
+            "result",
+            "user__username",
+            "exercise__slug",
+            "exercise__title",
+        )
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+@dataclass(frozen=True)
+class Totals:
+    submissions: int
+    graded: int
+    accepted: int
+    learners: int
+    queued: int
+    running: int
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self.accepted / self.graded if self.graded else None
+
+
+def totals(window: Window) -> Totals:
+    """Headline counts of the window, plus what is queued or running right now. One query."""
+    row = window.submissions().aggregate(
+        submissions=Count("id"),
+        graded=Count("id", filter=Q(verdict__in=[verdict.value for verdict in LEARNER_VERDICTS])),
+        accepted=Count("id", filter=Q(verdict=Verdict.ACCEPTED.value)),
+        learners=Count("user_id", distinct=True),
+    )
+    live = Submission.objects.filter(status__in=[SubmissionStatus.QUEUED, SubmissionStatus.RUNNING]).aggregate(
+        queued=Count("id", filter=Q(status=SubmissionStatus.QUEUED)),
+        running=Count("id", filter=Q(status=SubmissionStatus.RUNNING)),
+    )
+    return Totals(**row, **live)
+
+
+# --- Quiz questions ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuestionStats:
+    """Item analysis of one quiz question.
+
+    `percent_correct`: of the learners who answered it, the share whose best attempt
+    is correct. `discrimination`: share correct in the upper group minus share
+    correct in the lower group, where the groups are the top and bottom 27% of the
+    learners who took the lesson's quiz, ranked by their total quiz score (sum of
+    best scores); a learner in a group who skipped the question counts as not
+    correct. None when fewer than two learners took the quiz.
+    """
+
+    question_id: int
+    lesson_slug: str
+    key: str
+    kind: str
+    learners: int
+    correct: int
+    discrimination: float | None
+    group_size: int
+
+    @property
+    def percent_correct(self) -> float | None:
+        return 100 * self.correct / self.learners if self.learners else None
+
+
+def quiz_question_stats() -> list[QuestionStats]:
+    """QuestionStats for every active question, in lesson and question order. Two queries."""
+    questions = list(
+        QuizQuestion.objects.filter(is_active=True)
+        .select_related("lesson")
+        .only("id", "key", "kind", "order", "lesson__slug", "lesson__order")
+        .order_by("lesson__order", "lesson__slug", "order", "key")
+    )
+    best_rows = (
+        QuizAttempt.objects.filter(question__is_active=True)
+        .values_list("user_id", "question_id", "question__lesson_id")
+        .annotate(
+            best=Max("score"), correct=Max(Case(When(is_correct=True, then=1), default=0, output_field=IntegerField()))
+        )
+        .order_by()
+    )
+    best: dict[tuple[int, int], bool] = {}
+    totals_by_lesson: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+    for user_id, question_id, lesson_id, score, is_right in best_rows:
+        best[(user_id, question_id)] = bool(is_right)
+        totals_by_lesson[lesson_id][user_id] += float(score)
+
+    groups: dict[int, tuple[set[int], set[int], int]] = {}
+    for lesson_id, scores in totals_by_lesson.items():
+        groups[lesson_id] = discrimination_groups(scores)
+
+    learners: dict[int, int] = defaultdict(int)
+    correct: dict[int, int] = defaultdict(int)
+    for (_, question_id), is_correct in best.items():
+        learners[question_id] += 1
+        correct[question_id] += int(is_correct)
+
+    result = []
+    for question in questions:
+        upper, lower, size = groups.get(question.lesson_id, (set(), set(), 0))
+        discrimination = None
+        if size:
+            upper_correct = sum(1 for user_id in upper if best.get((user_id, question.pk)))
+            lower_correct = sum(1 for user_id in lower if best.get((user_id, question.pk)))
+            discrimination = (upper_correct - lower_correct) / size
+        result.append(
+            QuestionStats(
+                question.pk,
+                question.lesson.slug,
+                question.key,
+                question.kind,
+                learners[question.pk],
+                correct[question.pk],
+                discrimination,
+                size,
+            )
+        )
+    return result
+
+
+def discrimination_groups(scores: dict[int, float]) -> tuple[set[int], set[int], int]:
+    """(upper group, lower group, group size) of learners ranked by total score.
+
+    Each group holds round(27% of the learners), at least one, and never overlaps
+    the other; ties are broken by user id so the split is deterministic.
+    """
+    if len(scores) < 2:
+        return set(), set(), 0
+    ranked = sorted(scores, key=lambda user_id: (-scores[user_id], user_id))
+    size = min(max(1, round(DISCRIMINATION_GROUP_SHARE * len(ranked))), len(ranked) // 2)
+    return set(ranked[:size]), set(ranked[-size:]), size
+
+
+def rows_for_csv(items: Iterable[Any], columns: Sequence[tuple[str, Any]]) -> Iterable[list[Any]]:
+    """Header row, then one row per item; `columns` are (header, function of the item)."""
+    yield [header for header, _ in columns]
+    for item in items:
+        yield [getter(item) for _, getter in columns]
