@@ -112,7 +112,7 @@ class MultiheadAttentionBackward(Kind):
             case(2, 3, 4, 2),
             case(2, 5, 6, 3),
             case(3, 4, 6, 2, edge=True),
-            case(1, 6, 8, 4, edge=True),
+            case(2, 6, 8, 4, edge=True),
         ]
 
     def torch_forward(self, args: dict[str, Any]) -> torch.Tensor:
