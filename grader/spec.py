@@ -25,7 +25,7 @@ Parsing raises `ContentInvalid(message, line)` for the first problem found.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,17 +43,6 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MODULE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 DIFFICULTIES = ("EASY", "MEDIUM", "HARD")
 DEFAULT_IMPORTS = ("numpy", "math")
-LIMIT_FIELDS: dict[str, type] = {
-    "cpu_time_s": float,
-    "wall_time_s": float,
-    "call_wall_time_s": float,
-    "memory_mib": int,
-    "max_processes": int,
-    "output_bytes": int,
-    "file_size_mib": int,
-    "open_files": int,
-    "max_array_bytes": int,
-}
 REQUIRED = ("slug", "title", "lesson", "order", "difficulty", "kind", "function", "signature")
 OPTIONAL = ("tolerances", "numerical_samples", "allowed_imports", "limits", "training")
 
@@ -195,7 +184,7 @@ class ExerciseSpec:
     def sandbox_limits(self) -> Limits:
         from grader.sandbox import Limits
 
-        return Limits(**self.limits)
+        return Limits.from_settings(**self.limits)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -253,12 +242,16 @@ def _limits(value: Any, fail: Any) -> dict[str, float | int]:
         return {}
     if not isinstance(value, dict):
         raise fail("limits", "'limits' must be a mapping")
+    from grader.sandbox import Limits
+
+    known = {item.name: item.type for item in fields(Limits)}
     limits: dict[str, float | int] = {}
     for key, number in value.items():
-        if key not in LIMIT_FIELDS:
-            raise fail("limits", f"unknown limit '{key}' (known: {', '.join(LIMIT_FIELDS)})")
-        if not _positive_number(number) or (LIMIT_FIELDS[key] is int and not isinstance(number, int)):
-            raise fail("limits", f"limit '{key}' must be a positive {LIMIT_FIELDS[key].__name__}")
+        if key not in known:
+            raise fail("limits", f"unknown limit '{key}' (known: {', '.join(known)})")
+        whole = known[key] in (int, "int")
+        if not _positive_number(number) or (whole and not isinstance(number, int)):
+            raise fail("limits", f"limit '{key}' must be a positive {'whole ' if whole else ''}number")
         limits[key] = number
     return limits
 

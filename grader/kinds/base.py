@@ -114,7 +114,8 @@ def to_numpy(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: to_numpy(item) for key, item in value.items()}
     if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy().astype(np.float64, copy=True)
+        array = value.detach().cpu().numpy()
+        return array.astype(np.float64 if array.dtype.kind == "f" else np.int64, copy=True)
     return value
 
 
