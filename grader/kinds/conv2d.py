@@ -8,7 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from grader.diagnosis import Mistake
+from grader.diagnosis import Diagnosis, Mistake, worst_elements
+from grader.gradcheck import rel_error
 from grader.kinds import register
 from grader.kinds.base import Case, Kind, LayerFn, MistakeModel, Output, TrainingSetup
 
@@ -147,6 +148,34 @@ class Conv2dBackward(Kind):
                 compute=one_example(0),
                 outputs=("db",),
             ),
+        ]
+
+    def likely_mistakes(self, case: Case, output_name: str, expected: Any, got: Any) -> list[Diagnosis]:
+        """dx returned with the padded input's shape: the padding was never cropped."""
+        pad = case.args["pad"]
+        if output_name != "dx" or pad == 0 or not isinstance(got, np.ndarray):
+            return []
+        n, c, h, w = case.args["x"].shape
+        if got.shape != (n, c, h + 2 * pad, w + 2 * pad):
+            return []
+        cropped = got[:, :, pad : pad + h, pad : pad + w]
+        right_inside = bool(np.isfinite(cropped).all()) and rel_error(cropped, expected) <= 1e-6
+        why = (
+            f"dx has shape {got.shape}, the shape of the padded input; x has shape {(n, c, h, w)}. "
+            "The padding zeros are not inputs of the layer, so their gradient is dropped."
+        )
+        if right_inside:
+            why += " Cropped to the shape of x, your dx would be right."
+        return [
+            Diagnosis(
+                output="dx",
+                mistake=Mistake.PADDING_IGNORED,
+                title="dx still includes the padding",
+                why=why,
+                worst=[] if right_inside or not np.isfinite(cropped).all() else worst_elements(expected, cropped),
+                hint=self.hints[Mistake.PADDING_IGNORED],
+                lesson_url=self.lesson_url(),
+            )
         ]
 
     def training(self) -> TrainingSetup:
