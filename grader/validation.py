@@ -1,0 +1,136 @@
+"""Validation of an exercise: its reference must be accepted, each known-wrong variant rejected with its mistake.
+
+Used by `manage.py check_content` (folders and database) and by the admin (through a
+Celery task calling `exercise_validate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from grader.spec import ExerciseSpec
+from grader.verdicts import Verdict
+
+if TYPE_CHECKING:
+    from grader.engine import Engine
+    from grader.models import Exercise
+
+# The reference is graded with this many fresh seeds: a solution that passes only on some cases is caught.
+REFERENCE_SEEDS = 3
+
+
+@dataclass
+class VariantOutcome:
+    name: str
+    expected: str  # the labelled Mistake code ("" for the reference)
+    verdict: str
+    diagnosed: list[str]
+    ok: bool
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "expected": self.expected,
+            "verdict": self.verdict,
+            "diagnosed": self.diagnosed,
+            "ok": self.ok,
+            "message": self.message,
+        }
+
+
+@dataclass
+class ValidationReport:
+    slug: str
+    outcomes: list[VariantOutcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.outcomes) and all(outcome.ok for outcome in self.outcomes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"slug": self.slug, "ok": self.ok, "outcomes": [outcome.to_json() for outcome in self.outcomes]}
+
+
+def validate_sources(
+    engine: Engine,
+    spec: ExerciseSpec,
+    solution: str,
+    variants: Iterable[tuple[str, str, str]],
+    *,
+    reference_seeds: int = REFERENCE_SEEDS,
+) -> ValidationReport:
+    """Grade `solution` (must be accepted with every seed) and each (name, mistake, code) variant.
+
+    A variant passes when it is not accepted and its labelled mistake is one of the
+    diagnoses (the first one is reported when another was named).
+    """
+    report = ValidationReport(slug=spec.slug)
+    for index in range(reference_seeds):
+        result = engine.grade(spec, solution)
+        accepted = result.verdict == Verdict.ACCEPTED
+        report.outcomes.append(
+            VariantOutcome(
+                name="solution" if reference_seeds == 1 else f"solution (seed {index + 1})",
+                expected="",
+                verdict=str(result.verdict),
+                diagnosed=[d["mistake"] for d in result.diagnosis],
+                ok=accepted,
+                message="accepted" if accepted else result.feedback,
+            )
+        )
+        if not accepted:
+            break
+    for name, mistake, code in variants:
+        result = engine.grade(spec, code)
+        diagnosed = [d["mistake"] for d in result.diagnosis]
+        rejected = result.verdict != Verdict.ACCEPTED
+        named = mistake in diagnosed
+        if not rejected:
+            message = "accepted, but it is a known-wrong variant"
+        elif not named:
+            message = (
+                f"rejected ({result.verdict}) but diagnosed as {', '.join(diagnosed) or 'nothing'}: {result.feedback}"
+            )
+        else:
+            message = f"rejected ({result.verdict}), diagnosed {mistake}"
+        report.outcomes.append(
+            VariantOutcome(
+                name=name,
+                expected=mistake,
+                verdict=str(result.verdict),
+                diagnosed=diagnosed,
+                ok=rejected and named,
+                message=message,
+            )
+        )
+    return report
+
+
+def exercise_validate(exercise: Exercise, *, engine: Engine | None = None) -> ValidationReport:
+    """Validate an Exercise row (its spec, reference solution and known-wrong variants); store the outcome.
+
+    Sets `validation_status` ("valid" or "invalid"), `validation_report` (the report's
+    JSON) and `validated_at`. A spec that does not parse makes the exercise invalid
+    with the problem as the report's message.
+    """
+    from django.utils import timezone
+
+    from grader.engine import Engine
+    from gradlab.contentio import ContentInvalid
+
+    try:
+        spec = ExerciseSpec.from_model(exercise)
+    except ContentInvalid as problem:
+        report = ValidationReport(slug=exercise.slug)
+        report.outcomes.append(VariantOutcome("spec", "", "", [], False, f"the spec is invalid: {problem.message}"))
+    else:
+        variants = [(v.name, v.mistake, v.code) for v in exercise.wrong_variants.all()]
+        report = validate_sources(engine or Engine.get(), spec, exercise.reference_solution, variants)
+    exercise.validation_status = "valid" if report.ok else "invalid"
+    exercise.validation_report = report.to_json()
+    exercise.validated_at = timezone.now()
+    exercise.save(update_fields=["validation_status", "validation_report", "validated_at", "updated_at"])
+    return report
