@@ -16,6 +16,8 @@ from grader.kinds.base import Case, Kind, LayerFn, MistakeModel, Output, Trainin
 # How the (B, T, E) projections are cut into heads: "contiguous" is the definition
 # (head h = columns h*d : (h+1)*d); the other two are the learners' usual slips.
 HeadLayout = Literal["contiguous", "strided", "no_transpose"]
+# What the scores are divided by: sqrt(head size) is the definition; sqrt(E) and nothing are mistakes.
+ScoreScale = Literal["head", "width", "none"]
 
 
 def split_heads(a: torch.Tensor, num_heads: int, layout: HeadLayout = "contiguous") -> torch.Tensor:
@@ -47,19 +49,21 @@ def heads_concat(
     num_heads: int,
     *,
     layout: HeadLayout = "contiguous",
-    scaled: bool = True,
+    scale: ScoreScale = "head",
 ) -> torch.Tensor:
     """concat(head_1, ..., head_H), (B, T, E), before the output projection."""
     q, k, v = (split_heads(x @ w, num_heads, layout) for w in (w_q, w_k, w_v))
     scores = q @ k.transpose(-1, -2)
-    if scaled:
+    if scale == "head":
         scores = scores / math.sqrt(q.shape[-1])
+    elif scale == "width":
+        scores = scores / math.sqrt(x.shape[-1])
     return merge_heads(torch.softmax(scores, dim=-1) @ v, layout)
 
 
-def mha_forward(args: dict[str, Any], *, layout: HeadLayout = "contiguous", scaled: bool = True) -> torch.Tensor:
+def mha_forward(args: dict[str, Any], *, layout: HeadLayout = "contiguous", scale: ScoreScale = "head") -> torch.Tensor:
     concat = heads_concat(
-        args["x"], args["w_q"], args["w_k"], args["w_v"], args["num_heads"], layout=layout, scaled=scaled
+        args["x"], args["w_q"], args["w_k"], args["w_v"], args["num_heads"], layout=layout, scale=scale
     )
     return concat @ args["w_o"]
 
@@ -125,8 +129,11 @@ class MultiheadAttentionBackward(Kind):
 
             return compute
 
-        def unscaled(case: Case) -> dict[str, Any]:
-            return self.reference_with(case, lambda a: mha_forward(a, scaled=False))
+        def scaled_by(scale: ScoreScale) -> Callable[[Case], dict[str, Any]]:
+            def compute(case: Case) -> dict[str, Any]:
+                return self.reference_with(case, lambda a: mha_forward(a, scale=scale))
+
+            return compute
 
         def concat_upstream(transform: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Any:
             """Gradients of the inputs when the heads receive transform(dout, w_o) instead of dout @ w_o.T."""
@@ -168,7 +175,14 @@ class MultiheadAttentionBackward(Kind):
                 Mistake.ATTENTION_SCALE_MISSING,
                 title="{output} is missing the 1/sqrt(d) scale",
                 why="{output} matches heads that score with q k^T instead of q k^T / sqrt(d).",
-                compute=unscaled,
+                compute=scaled_by("none"),
+            ),
+            MistakeModel(
+                Mistake.ATTENTION_SCALE_MISSING,
+                title="{output} uses the scale 1/sqrt(E) instead of 1/sqrt(d)",
+                why="{output} matches heads that divide their scores by the square root of the model width E; "
+                "each head scores with its own size d = E / num_heads, so the scale is 1/sqrt(d).",
+                compute=scaled_by("width"),
             ),
             MistakeModel(
                 Mistake.MISSING_CHAIN_RULE,
