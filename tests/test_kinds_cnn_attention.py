@@ -512,3 +512,26 @@ def test_the_starter_code_is_a_runtime_error_that_names_not_implemented(engine: 
         result = engine.grade(spec_of(slug), (EXERCISES / slug / "starter.py").read_text(), seed=1)
         assert result.verdict == "runtime_error", slug
         assert "NotImplementedError" in result.feedback or "NotImplementedError" in str(result.checks)
+
+
+# --- Content ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_statement_links_its_lesson_and_starter_has_the_catalog_signature(slug: str) -> None:
+    import ast
+
+    from grader.spec import ExerciseSpec
+
+    spec = ExerciseSpec.from_folder(EXERCISES / slug)
+    kind = KINDS[slug]
+    statement = (EXERCISES / slug / "statement.md").read_text()
+    assert f"](/lessons/{spec.lesson}/" in statement
+    assert kind.lesson_slug == spec.lesson
+    assert f"def {kind.function_name}({', '.join(kind.arg_names)})" in statement
+    for name in ("starter.py", "solution.py"):
+        tree = ast.parse((EXERCISES / slug / name).read_text())
+        function = next(node for node in tree.body if isinstance(node, ast.FunctionDef))
+        assert function.name == kind.function_name
+        assert tuple(arg.arg for arg in function.args.args) == kind.arg_names
+    assert "raise NotImplementedError" in (EXERCISES / slug / "starter.py").read_text()
