@@ -55,7 +55,7 @@ IDENTITY = "def f(*args):\n    return args\n"
         np.random.default_rng(2).standard_normal((4, 6))[:, ::2],  # not contiguous
         np.random.default_rng(3).standard_normal((5, 3)).T,  # Fortran order
         np.random.default_rng(4).standard_normal((2, 3)).astype(np.float32),
-        np.float16([1.5, -0.0, 65504]),
+        np.array([1.5, -0.0, 65504], dtype=np.float16),
         np.array(3.25),  # 0-d
         np.zeros((0, 3)),
         np.arange(12, dtype=np.int64).reshape(3, 4),
