@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
-from ninja import Field, NinjaAPI, Path, Query, Schema
+from ninja import Field, NinjaAPI, Path, Query, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import SessionAuth
 
@@ -231,14 +231,14 @@ def get_exercise(request: HttpRequest, slug: str = Path(..., max_length=100)) ->
     tags=["submissions"],
     summary="Submit code for grading",
 )
-def create_submission(request: HttpRequest, payload: SubmissionIn) -> tuple[int, dict[str, Any]]:
+def create_submission(request: HttpRequest, payload: SubmissionIn) -> Status[dict[str, Any]]:
     """Store the submission and queue it for grading; poll `GET /api/submissions/{id}` for the verdict.
 
     Refused with 400 (code not UTF-8, or empty), 404 (unknown exercise), 413 (code too
     large) or 429 (too many submissions this minute; see Retry-After).
     """
     submission = services.submission_create(user=request.user, exercise_slug=payload.exercise, code=payload.code)
-    return 201, {"id": submission.pk, "status": submission.status, "url": submission.get_absolute_url()}
+    return Status(201, {"id": submission.pk, "status": submission.status, "url": submission.get_absolute_url()})
 
 
 @api.get(

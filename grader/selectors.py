@@ -273,7 +273,7 @@ def _array_rows(check: dict[str, Any]) -> list[ArrayRow]:
             for entry in entries:
                 rows.append(
                     ArrayRow(
-                        name=str(entry.get("name") or entry.get("output") or ""),
+                        name=str(entry.get("name") or entry.get("array") or entry.get("output") or ""),
                         rel_error=_float_or_none(entry.get("rel_error")),
                         tolerance=_float_or_none(
                             entry.get("tolerance", tolerance if not isinstance(tolerance, dict) else None)
@@ -310,6 +310,8 @@ class VerdictView:
     timings: dict[str, Any]
     isolation: str
     failed: bool = False
+    grading_ms: int | None = None
+    total_ms: int | None = None
 
     @property
     def has_chart(self) -> bool:
@@ -353,7 +355,15 @@ def verdict_view(submission: Submission) -> VerdictView | None:
         timings=timings if isinstance(timings, dict) else {},
         isolation=submission.isolation or str(result.get("isolation") or ""),
         failed=submission.status == SubmissionStatus.FAILED,
+        grading_ms=_milliseconds(submission.started_at, submission.finished_at),
+        total_ms=_milliseconds(submission.created_at, submission.finished_at),
     )
+
+
+def _milliseconds(start: Any, end: Any) -> int | None:
+    if start is None or end is None:
+        return None
+    return max(0, round((end - start).total_seconds() * 1000))
 
 
 def chart_data(view: VerdictView | None) -> dict[str, Any] | None:

@@ -1,0 +1,86 @@
+// The submission page: HTMX (static/vendor/htmx) re-fetches #submission-live while
+// grading; after each swap this script renders math in the new HTML and draws the
+// training-loss chart (Chart.js, static/vendor/chart.js) from the JSON data block
+// #loss-chart-data: the learner's loss per step against the PyTorch reference's.
+(function () {
+  "use strict";
+
+  var chart = null;
+
+  function cssVar(name, fallback) {
+    var value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+    return value || fallback;
+  }
+
+  function drawChart() {
+    var canvas = document.getElementById("loss-chart");
+    var source = document.getElementById("loss-chart-data");
+    if (!canvas || !source || !window.Chart) return;
+    if (canvas.getAttribute("data-drawn") === "true") return;
+    var data;
+    try {
+      data = JSON.parse(source.textContent);
+    } catch (error) {
+      return;
+    }
+    var values = data.learner.concat(data.reference).filter(function (value) {
+      return typeof value === "number" && isFinite(value);
+    });
+    var positive = values.length > 0 && values.every(function (value) { return value > 0; });
+    var spread = positive ? Math.max.apply(null, values) / Math.min.apply(null, values) : 0;
+    if (chart) chart.destroy();
+    chart = new window.Chart(canvas, {
+      type: "line",
+      data: {
+        labels: data.steps,
+        datasets: [
+          {
+            label: "PyTorch autograd",
+            data: data.reference,
+            borderColor: cssVar("--muted", "#5a6478"),
+            borderDash: [6, 4],
+            borderWidth: 2,
+            pointRadius: 0,
+          },
+          {
+            label: "Your gradients",
+            data: data.learner,
+            borderColor: cssVar("--accent", "#3b5bdb"),
+            borderWidth: 2,
+            pointRadius: 0,
+          },
+        ],
+      },
+      options: {
+        animation: false,
+        responsive: true,
+        maintainAspectRatio: false,
+        interaction: { mode: "index", intersect: false },
+        scales: {
+          x: { title: { display: true, text: "step" } },
+          y: { type: spread > 50 ? "logarithmic" : "linear", title: { display: true, text: "loss" } },
+        },
+      },
+    });
+    canvas.setAttribute("data-drawn", "true");
+  }
+
+  function refresh(root) {
+    if (window.Gradlab && window.Gradlab.renderContent) window.Gradlab.renderContent(root || document);
+    drawChart();
+  }
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    refresh(event.target);
+  });
+  // A swap that replaces the polled element itself (outerHTML) reports the old node as target.
+  document.addEventListener("htmx:afterSettle", function () {
+    drawChart();
+  });
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { refresh(document); });
+  } else {
+    refresh(document);
+  }
+})();
