@@ -167,29 +167,29 @@ def csv_response(name: str, rows: Iterable[list[Any]]) -> StreamingHttpResponse:
 @staff_or_instructor_required
 def dashboard(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """The dashboard page; `?format=csv&table=<name>` returns one table as CSV instead."""
-    key = _window_key(request)
-    window = selectors.window_of(WINDOW_CHOICES[key])
     if request.GET.get("format") == "csv":
         return dashboard_csv(request, request.GET.get("table", ""))
-    per_day = selectors.submissions_per_day(window)
-    exercises = selectors.exercise_stats(window)
+    key = _window_key(request)
+    figures = selectors.dashboard_figures(WINDOW_CHOICES[key], refresh=request.GET.get("refresh") == "1")
     incidents = selectors.sandbox_incidents()
     context = {
-        "window": window,
+        "figures": figures,
+        "window": figures.window,
         "window_key": key,
         "window_choices": list(WINDOW_CHOICES),
-        "totals": selectors.totals(window),
-        "per_day": per_day,
+        "totals": figures.totals,
+        "in_flight": selectors.in_flight(),
+        "per_day": figures.per_day,
         "chart": {
-            "labels": [row.day.isoformat() for row in per_day],
-            "submissions": [row.submissions for row in per_day],
-            "accepted": [row.accepted for row in per_day],
+            "labels": [row.day.isoformat() for row in figures.per_day],
+            "submissions": [row.submissions for row in figures.per_day],
+            "accepted": [row.accepted for row in figures.per_day],
         },
-        "exercises": exercises,
-        "diagnoses": selectors.common_diagnoses(window),
-        "latency": selectors.grading_latency(window),
+        "exercises": figures.exercises,
+        "diagnoses": figures.diagnoses,
+        "latency": figures.latency,
         "incidents": [(incident, submission_url(incident.pk)) for incident in incidents],
-        "quiz": selectors.quiz_question_stats(),
+        "quiz": figures.quiz,
         "tables": {name: table.title for name, table in TABLES.items()},
     }
     return render(request, "dashboard/dashboard.html", context)

@@ -22,6 +22,12 @@ pytestmark = pytest.mark.django_db
 MS = timedelta(milliseconds=1)
 
 
+@pytest.fixture(autouse=True)
+def _no_figure_cache(settings: Any) -> None:
+    """Each test sees its own rows, not figures cached by an earlier test."""
+    settings.DASHBOARD_CACHE_S = 0
+
+
 def _exercise(slug: str, order: int) -> Exercise:
     return Exercise.objects.create(
         slug=slug,
@@ -194,8 +200,9 @@ def test_incidents_list_forbidden_and_limit_verdicts_newest_first(graded: dict[s
 def test_totals_of_the_window(graded: dict[str, Any]) -> None:
     totals = selectors.totals(_window())
     assert (totals.submissions, totals.graded, totals.accepted, totals.learners) == (11, 10, 4, 3)
-    assert (totals.queued, totals.running) == (1, 0)
     assert totals.pass_rate == 0.4
+    in_flight = selectors.in_flight()
+    assert (in_flight.queued, in_flight.running) == (1, 0)
 
 
 def test_a_short_window_leaves_older_submissions_out(graded: dict[str, Any]) -> None:
@@ -343,6 +350,25 @@ def test_dashboard_queries_do_not_grow_with_submissions(
             Submission.objects.create(user=made.user, exercise=made.exercise, code="x", verdict=made.verdict)
     with django_assert_max_num_queries(20):
         assert client.get(reverse("dashboard")).status_code == 200
+
+
+def test_cached_figures_are_reused_until_a_recompute_is_asked_for(
+    client: Any, staff: User, graded: dict[str, Any], settings: Any, django_assert_max_num_queries: Any
+) -> None:
+    from django.core.cache import cache
+
+    settings.DASHBOARD_CACHE_S = 60
+    cache.clear()
+    client.force_login(staff)
+    client.get(reverse("dashboard"))
+    extra = graded["made"][0]
+    Submission.objects.create(user=extra.user, exercise=extra.exercise, code="x", verdict="accepted")
+    with django_assert_max_num_queries(6):  # session, user, groups?, in-flight, incidents: no aggregate
+        page = client.get(reverse("dashboard")).content.decode()
+    assert '<span class="stat-value">11</span><span class="stat-label">submissions' in page
+    page = client.get(reverse("dashboard"), {"refresh": "1"}).content.decode()
+    assert '<span class="stat-value">12</span><span class="stat-label">submissions' in page
+    cache.clear()
 
 
 # --- Live status -----------------------------------------------------------------------
