@@ -18,6 +18,7 @@ pipe; then it compiles and executes the source with an import guard, and serves 
 from __future__ import annotations
 
 import builtins
+import gc
 import json
 import os
 import resource
@@ -87,6 +88,9 @@ DENIED_SYSCALLS = (
     "process_vm_writev",
     "kcmp",
     "tkill",
+    "tgkill",
+    "rt_sigqueueinfo",
+    "rt_tgsigqueueinfo",
     "pidfd_open",
     "pidfd_send_signal",
     "pidfd_getfd",
@@ -142,6 +146,7 @@ CLONE_THREAD = 0x00010000
 
 seccomp: Any = None
 _libc: Any = None
+FILTER: Any = None  # the compiled seccomp program, set by the zygote
 try:
     import ctypes
     import ctypes.util
@@ -163,14 +168,22 @@ except Exception:
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_DUMPABLE = 4
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 
 
 def _prctl(option: int, value: int) -> bool:
     return _libc is not None and _libc.prctl(option, value, 0, 0, 0) == 0
 
 
-def load_filter(own_pid: int) -> None:
-    """Load the deny-list filter into this process (irreversible, inherited by its threads)."""
+def compile_filter() -> Any:
+    """Build the deny-list filter once, in the zygote, as a ready ``sock_fprog`` (or None).
+
+    The program depends on nothing per child (signals may only go to the own process group, whose
+    only member is the child), so each child loads it with one prctl instead of compiling it.
+    """
+    if seccomp is None:
+        return None
     rules = seccomp.SyscallFilter(seccomp.ALLOW)
     eperm = seccomp.ERRNO(1)
     for name in DENIED_SYSCALLS:
@@ -178,11 +191,36 @@ def load_filter(own_pid: int) -> None:
             rules.add_rule(eperm, name)
         except (OSError, ValueError, RuntimeError):
             continue  # a syscall this architecture does not have
-    rules.add_rule(seccomp.ERRNO(38), "clone3")  # ENOSYS: glibc retries with clone
+    rules.add_rule(seccomp.ERRNO(38), "clone3")  # ENOSYS: glibc retries with clone, whose flags we see
     rules.add_rule(eperm, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_THREAD, 0))
-    for name in ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"):
-        rules.add_rule(eperm, name, seccomp.Arg(0, seccomp.NE, own_pid))
-    rules.load()
+    rules.add_rule(eperm, "kill", seccomp.Arg(0, seccomp.NE, 0))  # kill(0, ...) reaches only the child
+    read_end, write_end = os.pipe()
+    try:
+        rules.export_bpf(os.fdopen(os.dup(write_end), "wb"))
+        os.close(write_end)
+        write_end = -1
+        program = b""
+        while chunk := os.read(read_end, 1 << 16):
+            program += chunk
+    finally:
+        os.close(read_end)
+        if write_end != -1:
+            os.close(write_end)
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = SockFprog(len(program) // 8, ctypes.addressof(buffer))
+    return (fprog, buffer)  # keep the buffer alive with the struct
+
+
+def load_filter(compiled: Any) -> None:
+    """Load the compiled filter into this process: irreversible, inherited by its threads."""
+    if not _prctl(PR_SET_NO_NEW_PRIVS, 1):
+        raise OSError("PR_SET_NO_NEW_PRIVS failed")
+    if _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(compiled[0]), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "seccomp filter not loaded")
 
 
 # ----------------------------------------------------------------------------- child: lock down
@@ -275,8 +313,8 @@ def lock_down(fds: list[int], config: dict[str, Any]) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (int(limits["open_files"]), int(limits["open_files"])))
     tasks = _count_own_tasks(os.getuid()) + int(limits["max_threads"]) + int(limits["max_processes"]) - 1
     resource.setrlimit(resource.RLIMIT_NPROC, (tasks, tasks))
-    if config.get("seccomp"):
-        load_filter(os.getpid())
+    if FILTER is not None:
+        load_filter(FILTER)
 
 
 # ----------------------------------------------------------------------------- child: run code
@@ -474,14 +512,13 @@ def child_main(fds: list[int], config: dict[str, Any]) -> None:
 
 def _probe_seccomp() -> bool:
     """Fork a child that loads the filter and checks that socket() and fork() are refused."""
-    if seccomp is None:
+    if FILTER is None:
         return False
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            _prctl(PR_SET_NO_NEW_PRIVS, 1)
-            load_filter(os.getpid())
+            load_filter(FILTER)
             try:
                 socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()
             except PermissionError:
@@ -547,7 +584,16 @@ def zygote_main() -> None:
     control = socket.socket(fileno=int(os.environ["GRADLAB_SANDBOX_FD"]))
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     private_tmp = os.environ.get("GRADLAB_SANDBOX_PRIVATE_TMP") == "1"
+    global FILTER  # noqa: PLW0603 - set once, before any fork, read by every child
+    try:
+        FILTER = compile_filter()
+    except Exception:
+        FILTER = None
     use_seccomp = _probe_seccomp()
+    if not use_seccomp:
+        FILTER = None
+    gc.collect()
+    gc.freeze()  # children then do not dirty the warm heap's pages just by collecting garbage
     ready = {"ok": True, "seccomp": use_seccomp, "uid": os.getuid(), "private_tmp": private_tmp}
     control.sendall(json.dumps(ready).encode())
     active: set[int] = set()
@@ -565,7 +611,7 @@ def zygote_main() -> None:
                 os.close(fd)
             continue
         if message.get("op") == "spawn" and len(fds) == 4:
-            config = dict(message["config"], seccomp=use_seccomp, private_tmp=private_tmp)
+            config = dict(message["config"], private_tmp=private_tmp)
             pid = os.fork()
             if pid == 0:
                 child_main(fds, config)
@@ -589,10 +635,12 @@ def zygote_main() -> None:
                     cpu_s=usage.ru_utime + usage.ru_stime,
                     maxrss_kib=usage.ru_maxrss,
                 )
+            control.sendall(json.dumps(reply).encode())
+            # Off the trusted side's critical path, before the next request is read: with seccomp a
+            # child cannot leave orphans, without it (process isolation) they are killed here.
             _kill_orphans(active)
             if private_tmp:
                 _wipe_tmp({f"session-{p}" for p in active})
-            control.sendall(json.dumps(reply).encode())
         else:
             for fd in fds:
                 os.close(fd)
