@@ -35,6 +35,6 @@ def lesson_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "toc": headings_of(lesson.body_html),
         "related": lesson.related.order_by("order", "slug"),
         "progress": progress,
-        "exercises": lesson.exercises.order_by("order", "slug"),
+        "exercises": lesson.exercises.filter(is_active=True).order_by("order", "slug"),
     }
     return render(request, "quizzes/lesson_detail.html", context)

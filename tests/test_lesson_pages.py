@@ -108,3 +108,19 @@ def test_the_instructor_group_may_edit_content_but_not_users(instructor: User) -
     assert instructor.has_perm("quizzes.change_lesson")
     assert instructor.has_perm("grader.change_exercise")
     assert not instructor.has_perm("auth.change_user")
+
+
+def test_a_lesson_links_each_of_its_exercises(client: Client, lessons: list[Lesson]) -> None:
+    from grader.content import load_exercises
+
+    report = ContentReport(root=settings.CONTENT_DIR)
+    load_exercises(settings.CONTENT_DIR, report, write=True)
+    assert report.errors == []
+    from grader.models import Exercise
+
+    exercises = list(Exercise.objects.select_related("lesson"))
+    assert len(exercises) == 12
+    for exercise in exercises:
+        assert exercise.lesson is not None, exercise.slug
+        html = client.get(exercise.lesson.get_absolute_url()).content.decode()
+        assert f'href="/exercises/{exercise.slug}/"' in html
