@@ -28,25 +28,24 @@ the same again (`arg_names`) for anything the parse cannot see.
 from __future__ import annotations
 
 import ast
+import contextlib
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from grader.diagnosis import Diagnosis, Mistake, diagnose_array, json_number, worst_elements
 from grader.gradcheck import check_numerically, flat_arrays, rel_error
 from grader.kinds.base import Case, Kind
+from grader.sandbox import Sandbox, SandboxError, SandboxUnavailable, Session
 from grader.spec import ExerciseSpec
 from grader.training import TrainingFailed, run_training
 from grader.verdicts import Isolation, Stage, Verdict
-
-if TYPE_CHECKING:
-    from grader.sandbox import Sandbox, Session
 
 logger = logging.getLogger(__name__)
 
@@ -151,8 +150,6 @@ class Engine:
         self._sandbox.close()
 
     def _start_sandbox(self) -> Sandbox:
-        from grader.sandbox import Sandbox
-
         return Sandbox.start(min_isolation=self._min_isolation)
 
     def _warm_up(self) -> None:
@@ -211,28 +208,27 @@ class Engine:
         try:
             _check_load(grading, source)
             stage(Stage.SANDBOX)
-            phase = time.perf_counter()
-            with self._session(spec, kind, source) as session:
-                timings["sandbox_s"] = time.perf_counter() - phase
-                try:
-                    stage(Stage.CHECKS)
-                    phase = time.perf_counter()
+            with _timed(timings, "sandbox_s"):
+                session_context = self._session(spec, kind, source)
+                session = session_context.__enter__()
+            try:
+                stage(Stage.CHECKS)
+                with _timed(timings, "checks_s"):
                     _run_checks(grading, session, cases, rng)
-                    timings["checks_s"] = time.perf_counter() - phase
-                    if setup is not None:
-                        stage(Stage.TRAINING)
-                        phase = time.perf_counter()
+                if setup is not None:
+                    stage(Stage.TRAINING)
+                    with _timed(timings, "training_s"):
                         _run_training(grading, session)
-                        timings["training_s"] = time.perf_counter() - phase
-                finally:
-                    stdout = _session_stdout(session)
+            finally:
+                stdout = _session_stdout(session)
+                session_context.__exit__(None, None, None)
         except _Stop as stop:
             verdict, feedback = stop.verdict, stop.message
+        except SandboxUnavailable:
+            raise
         except Exception as error:
             sandbox_verdict = _sandbox_verdict(error)
             if sandbox_verdict is None:
-                if type(error).__name__ == "SandboxUnavailable":
-                    raise
                 logger.exception("grading %s failed inside the grader", spec.slug)
                 verdict, feedback = Verdict.INTERNAL_ERROR, "The grader failed on this submission; it was logged."
             else:
@@ -259,13 +255,11 @@ class Engine:
             stdout=stdout[:STDOUT_SHOWN_CHARS],
         )
 
-    def _session(self, spec: ExerciseSpec, kind: Kind, source: str) -> Any:
-        """Open a sandbox session on the source; restart a dead sandbox once."""
-        from grader.sandbox import Limits
-
+    def _session(self, spec: ExerciseSpec, kind: Kind, source: str) -> contextlib.AbstractContextManager[Session]:
+        """A sandbox session on the source (a context manager); a dead sandbox is restarted first."""
         options: dict[str, Any] = {
             "allowed_imports": frozenset(spec.allowed_imports),
-            "limits": Limits.from_settings(**spec.limits),
+            "limits": spec.sandbox_limits(),
             "arg_names": kind.arg_names,
         }
         if not self._sandbox.is_alive():
@@ -293,15 +287,22 @@ def _configured_min_isolation() -> Isolation | None:
 
 def _sandbox_verdict(error: BaseException) -> Verdict | None:
     """The verdict a SandboxError carries, or None for anything else."""
-    if type(error).__name__ != "SandboxError" and not any(
-        cls.__name__ == "SandboxError" for cls in type(error).__mro__
-    ):
+    if not isinstance(error, SandboxError):
         return None
-    verdict = getattr(error, "verdict", None)
     try:
-        return Verdict(str(verdict))
+        return Verdict(str(error.verdict))
     except ValueError:
         return Verdict.RUNTIME_ERROR
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    """Record the block's duration under `key`, also when it raises."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[key] = time.perf_counter() - start
 
 
 def _session_stdout(session: Any) -> str:

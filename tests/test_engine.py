@@ -262,3 +262,11 @@ def test_an_unexplained_mistake_still_gets_a_message_with_the_worst_entries(engi
     first = diagnosis["worst"][0]
     assert set(first) == {"index", "expected", "got"}
     assert not np.isclose(first["expected"], first["got"])
+
+
+def test_a_dead_sandbox_is_restarted_before_the_next_grading(engine: Engine) -> None:
+    engine._sandbox.close()  # the zygote dies (killed, out of memory...)
+    assert not engine._sandbox.is_alive()
+    result = grade(engine, "linear-backward", LINEAR)
+    assert result.verdict == Verdict.ACCEPTED
+    assert engine._sandbox.is_alive()
