@@ -350,7 +350,8 @@ def test_filling_tmp_stays_in_the_sandbox_and_is_wiped(sandbox: Sandbox, host: H
     )
     outcome = attack(sandbox, host, body)
     assert_honest_result(outcome)
-    assert outcome.stdout.startswith("stopped") and int(outcome.stdout.split()[1]) < 100
+    _, written, errno = outcome.stdout.split()
+    assert (int(written), int(errno)) == (16, 28)  # ENOSPC: the sandbox's tmpfs holds 16 MiB
     assert not list(Path("/tmp").glob(f"pwned-{TOKEN}*"))
     after = attack(sandbox, host, "def solve(x):\n    print(sorted(os.listdir('/tmp')))\n    return 2 * x\n")
     assert after.stdout.count("session-") == 1 and "pwned" not in after.stdout

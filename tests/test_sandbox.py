@@ -7,7 +7,9 @@ submissions live in test_hostile_submissions.py.
 from __future__ import annotations
 
 import logging
+import math
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -233,6 +235,31 @@ def test_limits_from_settings_read_the_source_cap() -> None:
 def test_isolation_is_measured_and_reported(sandbox: Sandbox) -> None:
     expected = Isolation.NAMESPACES_SECCOMP if HAS_BWRAP else Isolation.PROCESS
     assert sandbox.isolation == expected
+
+
+def test_a_sandbox_started_from_a_short_lived_thread_outlives_it() -> None:
+    started: list[Sandbox] = []
+    thread = threading.Thread(target=lambda: started.append(Sandbox.start()))
+    thread.start()
+    thread.join()
+    with started[0] as box:
+        assert box.is_alive()
+        assert run(box, "def f(x):\n    return x * 3\n", 2) == 6
+
+
+def test_future_imports_are_always_allowed_and_numpy_escape_hatches_never(sandbox: Sandbox) -> None:
+    assert run(sandbox, "from __future__ import annotations\ndef f(x: int) -> int:\n    return x\n", 5) == 5
+    for line in ("import numpy.ctypeslib", "from numpy import f2py", "from numpy.testing import assert_equal"):
+        error = failure(sandbox, f"{line}\ndef f():\n    return 1\n")
+        assert error.verdict == Verdict.FORBIDDEN, line
+
+
+def test_the_default_allowed_imports_are_numpy_and_the_math_modules(sandbox: Sandbox) -> None:
+    source = (
+        "import math, cmath, functools, itertools, operator, typing, dataclasses, collections, numbers, abc, enum\n"
+    )
+    with sandbox.session(source + "def f():\n    return math.pi\n", "f", limits=FAST) as session:
+        assert session.call() == math.pi
 
 
 def test_the_sandbox_refuses_to_start_below_the_minimum() -> None:

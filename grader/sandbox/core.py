@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import queue
 import re
 import select
 import shutil
@@ -25,10 +26,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -45,8 +47,15 @@ CONTROL_TIMEOUT_S = 10.0
 TMP_SIZE_MIB = 16
 F_SETPIPE_SZ = 1031
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|KEY|CREDENTIAL|DATABASE_URL|DSN", re.IGNORECASE)
+DEFAULT_ALLOWED_IMPORTS = frozenset(
+    {
+        *("numpy", "math", "cmath", "functools", "itertools", "operator", "typing"),
+        *("dataclasses", "collections", "numbers", "abc", "enum"),
+    }
+)
 THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "LANG": "C.UTF-8"}
 
+T = TypeVar("T")
 Value = Any  # float | int | bool | None | np.ndarray | tuple/list of Value | dict[str, Value]
 
 
@@ -211,15 +220,17 @@ class Sandbox:
         if not bwrap:
             env["LD_LIBRARY_PATH"] = str(Path(sys.base_prefix) / "lib")
         try:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                env=env,
-                pass_fds=(theirs.fileno(),),
-                start_new_session=True,
-                cwd="/",
+            process = _Launcher.run(
+                lambda: subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    env=env,
+                    pass_fds=(theirs.fileno(),),
+                    start_new_session=True,
+                    cwd="/",
+                )
             )
         except OSError as error:
             ours.close()
@@ -301,12 +312,13 @@ class Sandbox:
         source: str | bytes,
         function_name: str,
         *,
-        allowed_imports: frozenset[str] | set[str] | Sequence[str] = frozenset({"numpy", "math"}),
+        allowed_imports: frozenset[str] | set[str] | Sequence[str] = DEFAULT_ALLOWED_IMPORTS,
         limits: Limits | None = None,
         arg_names: Sequence[str] | None = None,
     ) -> Iterator[Session]:
         """Fork a fresh child, load ``source`` in it, and yield a Session that calls ``function_name``.
 
+        ``allowed_imports`` are top-level module names learner code may import (``__future__`` always).
         Raises SandboxError before yielding when the source is too large or not UTF-8, does not
         compile (SYNTAX_ERROR with the line), imports a forbidden module (FORBIDDEN), fails while
         loading, or lacks the function; with ``arg_names`` it also checks the function accepts them.
@@ -328,6 +340,39 @@ class Sandbox:
             yield session
         finally:
             session.close()
+
+
+class _Launcher:
+    """Starts zygotes from a thread that lives as long as the process.
+
+    bubblewrap's ``--die-with-parent`` is PR_SET_PDEATHSIG, which fires when the *thread* that
+    started it exits: a sandbox started from a request thread would die with the request.
+    """
+
+    jobs: queue.Queue[tuple[Callable[[], Any], Future[Any]]] | None = None
+    lock = threading.Lock()
+
+    @classmethod
+    def run(cls, job: Callable[[], T]) -> T:
+        if threading.current_thread() is threading.main_thread():
+            return job()
+        with cls.lock:
+            if cls.jobs is None:
+                cls.jobs = queue.Queue()
+                threading.Thread(target=cls._serve, args=(cls.jobs,), name="sandbox-launcher", daemon=True).start()
+            jobs = cls.jobs
+        future: Future[T] = Future()
+        jobs.put((job, future))
+        return future.result()
+
+    @staticmethod
+    def _serve(jobs: queue.Queue[tuple[Callable[[], Any], Future[Any]]]) -> None:
+        while True:
+            job, future = jobs.get()
+            try:
+                future.set_result(job())
+            except BaseException as error:  # handed to the waiting thread
+                future.set_exception(error)
 
 
 def _check_source(source: str | bytes, limits: Limits) -> str:

@@ -143,6 +143,7 @@ DENIED_SYSCALLS = (
     "iopl",
 )
 CLONE_THREAD = 0x00010000
+NUMPY_REFUSED = ("numpy.ctypeslib", "numpy.f2py", "numpy.distutils", "numpy.testing")
 
 seccomp: Any = None
 _libc: Any = None
@@ -346,9 +347,15 @@ def make_import_guard(allowed: frozenset[str], real_import: Any) -> Any:
             None,
         )
         if from_learner:
-            top = str(name).partition(".")[0]
-            if level != 0 or top not in allowed:
-                raise Refusal("forbidden", _forbidden_message(str(name), allowed), frame.f_lineno)
+            name = str(name)
+            top = name.partition(".")[0]
+            refused = level != 0 or (top not in allowed and top != "__future__")
+            if not refused and top == "numpy":  # NumPy's doors to ctypes, compilers and subprocesses
+                wanted = {name} | {f"{name}.{item}" for item in (fromlist or ()) if isinstance(item, str)}
+                refused = any(w.startswith(NUMPY_REFUSED) for w in wanted)
+            if refused:
+                shown = name if level == 0 else "." * level + name
+                raise Refusal("forbidden", _forbidden_message(shown, allowed), frame.f_lineno)
         return real_import(name, globals, locals, fromlist, level)
 
     return guarded_import
