@@ -21,6 +21,8 @@ INSTRUCTOR_CONTENT_MODELS = (
     ("grader", "knownwrongvariant"),
 )
 INSTRUCTOR_ACTIONS = ("add", "change", "view")
+# Beyond those: a known-wrong variant is removed from its exercise's page (an inline).
+INSTRUCTOR_EXTRA_PERMISSIONS = (("grader", "delete_knownwrongvariant"),)
 
 
 def instructor_group_sync(using: str = DEFAULT_DB_ALIAS, apps: Any = global_apps, **kwargs: Any) -> None:
@@ -37,7 +39,7 @@ def instructor_group_sync(using: str = DEFAULT_DB_ALIAS, apps: Any = global_apps
     group, _ = Group.objects.using(using).get_or_create(name=INSTRUCTOR_GROUP)
     allowed = {
         (label, f"{action}_{model}") for label, model in INSTRUCTOR_CONTENT_MODELS for action in INSTRUCTOR_ACTIONS
-    }
+    } | set(INSTRUCTOR_EXTRA_PERMISSIONS)
     candidates = Permission.objects.using(using).filter(
         content_type__app_label__in={label for label, _ in allowed}, codename__in={codename for _, codename in allowed}
     )
