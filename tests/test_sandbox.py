@@ -298,6 +298,18 @@ def test_the_child_sees_an_empty_environment_and_only_what_was_bound(sandbox: Sa
     assert result["work"] is False and result["root"] is False
 
 
+def test_secrets_of_the_trusted_process_are_redacted_from_learner_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "not-a-real-key-" + os.urandom(6).hex()
+    monkeypatch.setenv("GRADLAB_EXAMPLE_SECRET_KEY", secret)
+    # The child cannot see this environment; redaction is the last line of defence if a future
+    # change ever let a secret reach learner output, so it is tested on output made to contain it.
+    source = f"def f():\n    print({secret!r})\n    raise ValueError({secret!r})\n"
+    with Sandbox.start() as box, box.session(source, "f") as session, pytest.raises(SandboxError) as caught:
+        session.call()
+    assert secret not in caught.value.message and secret not in caught.value.stdout
+    assert caught.value.stdout == "[redacted]\n"
+
+
 def test_the_wire_format_rejects_lies_about_sizes_and_types() -> None:
     good = {"t": "array", "dtype": "<f8", "shape": [2], "buf": 0}
     assert np.array_equal(wire.decode_value(good, [bytearray(16)]), [0.0, 0.0])
