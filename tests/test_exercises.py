@@ -11,7 +11,7 @@ from grader.content import WrongVariant, parse_exercise_folder
 from grader.engine import Engine
 from grader.verdicts import Verdict
 
-pytestmark = pytest.mark.sandbox
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 EXERCISES = Path(__file__).resolve().parent.parent / "content" / "exercises"
 FOLDERS = sorted(path for path in EXERCISES.iterdir() if path.is_dir())
