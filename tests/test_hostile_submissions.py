@@ -269,6 +269,23 @@ def test_ptrace_of_the_parent_is_refused(sandbox: Sandbox, host: Host) -> None:
     assert outcome.stdout == "-1 -1\n"
 
 
+def test_the_memory_of_the_unfiltered_zygote_cannot_be_opened(sandbox: Sandbox, host: Host) -> None:
+    body = (
+        "def solve(x):\n"
+        "    for pid in ('1', str(os.getppid())):\n"
+        "        for mode in ('rb', 'r+b'):\n"
+        "            try:\n"
+        "                open('/proc/' + pid + '/mem', mode).close()\n"
+        "                print('opened', pid, mode)\n"
+        "            except OSError as error:\n"
+        "                print(type(error).__name__)\n"
+        "    return 2 * x\n"
+    )
+    outcome = attack(sandbox, host, body)
+    assert_honest_result(outcome)
+    assert outcome.stdout.split() == ["PermissionError"] * 4
+
+
 def test_setuid_to_root_is_refused(sandbox: Sandbox, host: Host) -> None:
     outcome = attack(sandbox, host, "def solve(x):\n    os.setuid(0)\n    return 2 * x\n")
     assert outcome.verdict == Verdict.RUNTIME_ERROR
@@ -470,7 +487,7 @@ def test_every_proc_file_of_every_visible_process_holds_no_secret(sandbox: Sandb
     outcome = attack(sandbox, host, body)
     assert_honest_result(outcome)
     assert "found" not in outcome.stdout
-    assert int(outcome.stdout.split()[0]) <= 3  # bwrap's init, the zygote, this child: no host process
+    assert int(outcome.stdout.split()[0]) == 2  # the zygote (the namespace's init) and this child
 
 
 def test_settings_and_secret_files_of_the_host_are_not_there(sandbox: Sandbox, host: Host) -> None:

@@ -751,6 +751,7 @@ def _bwrap_command(control_fd: int) -> list[str]:
         "--hostname",
         "sandbox",
         "--die-with-parent",
+        "--as-pid-1",  # the zygote is the namespace's init: no other unfiltered process in there
         "--new-session",
         "--cap-drop",
         "ALL",

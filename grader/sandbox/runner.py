@@ -590,6 +590,9 @@ def zygote_main() -> None:
     np.zeros(1) @ np.zeros(1)  # warm BLAS once here, not in every child
     control = socket.socket(fileno=int(os.environ["GRADLAB_SANDBOX_FD"]))
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    # Not dumpable: a child of the same uid must not open /proc/<zygote>/mem and write into this
+    # unfiltered process (ptrace access then needs CAP_SYS_PTRACE, which nothing in here has).
+    _prctl(PR_SET_DUMPABLE, 0)
     private_tmp = os.environ.get("GRADLAB_SANDBOX_PRIVATE_TMP") == "1"
     global FILTER  # noqa: PLW0603 - set once, before any fork, read by every child
     try:
