@@ -126,6 +126,6 @@ def submission_detail(request: HttpRequest, submission_id: int) -> HttpResponse:
 def submission_progress(request: HttpRequest, submission_id: int) -> HttpResponse:
     """The live part of the submission page, polled by HTMX until the verdict is in."""
     submission = _visible_submission(request, submission_id)
-    response = render(request, "grader/_live.html", _live_context(submission))
+    response = render(request, "grader/_live.html", {**_live_context(submission), "oob": True})
     response["Cache-Control"] = "no-store"
     return response

@@ -189,6 +189,7 @@ def test_a_queued_submission_shows_its_position_and_polls_for_progress(learner: 
     assertContains(response, '<meta http-equiv="refresh" content="2">')  # inside <noscript>
     partial = as_user(learner).get(f"/submissions/{mine.pk}/progress/")
     assertContains(partial, 'id="submission-live"')
+    assertContains(partial, f'id="history-status-{mine.pk}" hx-swap-oob="true"')
     assertNotContains(partial, "<html")
     assert partial["Cache-Control"] == "no-store"
 

@@ -35,11 +35,11 @@
         labels: data.steps,
         datasets: [
           {
+            // Wide and pale underneath: where the two curves agree, both stay visible.
             label: "PyTorch autograd",
             data: data.reference,
-            borderColor: cssVar("--muted", "#5a6478"),
-            borderDash: [6, 4],
-            borderWidth: 2,
+            borderColor: "rgba(31, 122, 69, 0.35)",
+            borderWidth: 7,
             pointRadius: 0,
           },
           {
