@@ -221,4 +221,6 @@ CONTENT_LOADERS = [
     "quizzes.content.load_lessons",
     "quizzes.quiz_content.load_quizzes",
     "grader.content.load_exercises",
+    # Last: keeps the text of each file read, for `manage.py export_content` (gradlab/contentexport.py).
+    "gradlab.contentexport.record_sources",
 ]
