@@ -239,7 +239,7 @@ class MultiheadAttentionBackward(Kind):
 
         return TrainingSetup(
             steps=20,
-            lr=0.3,
+            lr=0.1,
             init=init,
             data=data,
             loss=loss,
