@@ -6,17 +6,20 @@ submissions live in test_hostile_submissions.py.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from grader.sandbox import IsolationTooLow, Limits, Sandbox, SandboxError, wire
+from grader.sandbox import IsolationTooLow, Limits, Sandbox, SandboxError, SandboxUnavailable, wire
 from grader.sandbox.core import BWRAP
 from grader.verdicts import Isolation, Verdict
 
@@ -260,6 +263,29 @@ def test_the_default_allowed_imports_are_numpy_and_the_math_modules(sandbox: San
     )
     with sandbox.session(source + "def f():\n    return math.pi\n", "f", limits=FAST) as session:
         assert session.call() == math.pi
+
+
+def test_a_sandbox_that_dies_mid_session_is_unavailable_not_the_learners_fault() -> None:
+    box = Sandbox.start()
+    try:
+        with box.session("def f(x):\n    return x\n", "f", limits=FAST) as session:
+            assert session.call(1) == 1
+            # Kill the zygote (the PID namespace's init): the kernel kills the child with it, and
+            # bwrap exits once they are gone.
+            zygote = box.pid
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    with contextlib.suppress(OSError):
+                        if int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]) == box.pid:
+                            zygote = int(entry)
+            assert zygote != box.pid or not HAS_BWRAP
+            os.kill(zygote, signal.SIGKILL)
+            box._process.wait()
+            with pytest.raises(SandboxUnavailable):
+                session.call(2)
+        assert not box.is_alive()
+    finally:
+        box.close()
 
 
 def test_the_sandbox_refuses_to_start_below_the_minimum() -> None:

@@ -688,6 +688,8 @@ class Session:
         with contextlib.suppress(SandboxError):
             self._drain_output()
         info = self._reap()
+        if not self.sandbox.is_alive():  # the zygote went down (killed, OOM): not the learner's doing
+            raise SandboxUnavailable("the sandbox stopped while grading; it must be restarted")
         status = info.get("status")
         cpu = info.get("cpu_s")
         if type(status) is not int:
