@@ -10,6 +10,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.safestring import SafeString, mark_safe
 
 from quizzes import quiz_admin  # noqa: F401  (registers QuizQuestion and QuizAttempt)
 from quizzes.content import lesson_render
@@ -30,10 +31,11 @@ class LessonAdmin(admin.ModelAdmin):
     ordering = ("order", "slug")
     prepopulated_fields = {"slug": ("title",)}
     filter_horizontal = ("related",)
-    readonly_fields = ("short_answer_html", "body_html", "source_path", "content_hash", "updated_at")
+    readonly_fields = ("preview", "short_answer_html", "body_html", "source_path", "content_hash", "updated_at")
     fieldsets = (
         (None, {"fields": ("title", "slug", "difficulty", "order", "summary", "question")}),
         ("Text (Markdown)", {"fields": ("short_answer_md", "body_md", "references", "related")}),
+        ("Preview (as saved)", {"fields": ("preview",)}),
         (
             "Rendered and imported (read-only)",
             {
@@ -42,6 +44,20 @@ class LessonAdmin(admin.ModelAdmin):
             },
         ),
     )
+
+    class Media:
+        # The rendered HTML's math is drawn by KaTeX, as on the site (static/css/admin_authoring.css: the frame).
+        css = {"all": ("vendor/katex/katex.min.css", "css/pygments.css", "css/admin_authoring.css")}
+        js = ("vendor/katex/katex.min.js", "js/lesson.js")
+
+    @admin.display(description="Rendered lesson")
+    def preview(self, lesson: Lesson) -> SafeString:
+        if not lesson.body_html and not lesson.short_answer_html:
+            return mark_safe('<p class="help">Save to see the rendered lesson.</p>')
+        # Both fields were rendered and sanitized by gradlab.markdown (an allow-list): safe to insert.
+        return mark_safe(  # noqa: S308
+            f'<div class="prose authoring-preview">{lesson.short_answer_html}<hr>{lesson.body_html}</div>'
+        )
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         # Related lessons are saved here, after the row: render once they are known.

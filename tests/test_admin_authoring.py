@@ -182,3 +182,19 @@ def test_a_variant_the_grader_accepts_makes_the_exercise_invalid(linear: Exercis
     assert linear.validation_status == "invalid"
     failed = [item for item in linear.validation_report["outcomes"] if not item["ok"]]
     assert [item["name"] for item in failed] == ["actually_right"]
+
+
+def test_the_lesson_change_page_previews_the_rendered_lesson(client: Any, instructor: User) -> None:
+    from quizzes.models import Lesson
+
+    lesson = Lesson.objects.create(
+        slug="backpropagation",
+        title="Backprop",
+        question="?",
+        short_answer_html='<p>The <span class="math" data-display="false">\\nabla</span> rule.</p>',
+        body_html="<h2>Explanation</h2>",
+    )
+    client.force_login(instructor)
+    page = client.get(reverse("admin:quizzes_lesson_change", args=[lesson.pk])).content.decode()
+    assert '<div class="prose authoring-preview"><p>The <span class="math"' in page
+    assert "vendor/katex/katex.min.js" in page
