@@ -243,7 +243,7 @@ def run(options: argparse.Namespace, services: Services, redis_port: int, web_po
         submission_id, sent = post(session)
         sent_at[submission_id] = sent
         wait_finished([submission_id], 60)
-    rows = list(Submission.objects.filter(pk__in=sent_at).values())
+    rows: list[dict[str, Any]] = [dict(row) for row in Submission.objects.filter(pk__in=sent_at).values()]
     latency_ms = [(row["finished_at"].timestamp() - sent_at[row["id"]]) * 1000 for row in rows]
 
     def phase(start: str, end: str) -> float:
@@ -271,8 +271,8 @@ def run(options: argparse.Namespace, services: Services, redis_port: int, web_po
     posted_s = time.time() - first_post
     wait_finished(burst_ids, 900)
     burst = Submission.objects.filter(pk__in=burst_ids)
-    last_finished = max(row.finished_at for row in burst)
-    drain_s = last_finished.timestamp() - first_post
+    last_finished = max(row.finished_at.timestamp() for row in burst if row.finished_at is not None)
+    drain_s = last_finished - first_post
     graded_once = burst.filter(status=SubmissionStatus.GRADED, claim_count=1, graded_count=1).count()
 
     # (c) naive: a fresh interpreter per submission.
