@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
+from grader.selectors import exercises_for_lesson
 from gradlab.markdown import headings_of
 from quizzes.lesson_services import lesson_read_record
 from quizzes.models import Lesson
@@ -35,6 +36,6 @@ def lesson_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "toc": headings_of(lesson.body_html),
         "related": lesson.related.order_by("order", "slug"),
         "progress": progress,
-        "exercises": lesson.exercises.filter(is_active=True).order_by("order", "slug"),
+        "exercise_cards": exercises_for_lesson(lesson, request.user),
     }
     return render(request, "quizzes/lesson_detail.html", context)
