@@ -35,6 +35,7 @@ django.setup()
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench.common import machine, percentile, section_replace  # noqa: E402
 from grader.engine import Engine  # noqa: E402
 from grader.gradcheck import check_numerically  # noqa: E402
 from grader.kinds import get_kind  # noqa: E402
@@ -42,23 +43,6 @@ from grader.spec import ExerciseSpec  # noqa: E402
 
 SECTION = "## Grading"
 FOLDER = ROOT / "content" / "exercises" / "linear-backward"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs (nproc), {model}"
 
 
 def bench_gradings(engine: Engine, spec: ExerciseSpec, source: str, count: int) -> tuple[list[float], dict[str, float]]:
@@ -114,21 +98,6 @@ def bench_gradient_checks(repeat: int) -> dict[str, float]:
         "entries": float(sum(np.size(case.args[name]) for name in kind.differentiable)),
         "outputs": float(np.size(case.args["dout"])),
     }
-
-
-def write_section(text: str) -> Path:
-    """Replace the Grading section of docs/benchmarks.md with ``text``, keeping other sections intact."""
-    path = ROOT / "docs" / "benchmarks.md"
-    content = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{SECTION}\n\nMeasured by `.venv/bin/python bench/bench_grading.py`.\n\n{text.rstrip()}\n"
-    if SECTION not in content:
-        path.write_text(content.rstrip("\n") + "\n\n" + block)
-        return path
-    start = content.index(SECTION)
-    following = content.find("\n## ", start + len(SECTION))
-    rest = "" if following == -1 else "\n" + content[following:].lstrip("\n")
-    path.write_text(content[:start] + block + rest)
-    return path
 
 
 def main() -> None:
@@ -197,7 +166,8 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not options.no_write:
-        print(f"\nwritten to {write_section(text)}")
+        block = f"{SECTION}\n\nMeasured by `.venv/bin/python bench/bench_grading.py`.\n\n{text}"
+        print(f"\nwritten to {section_replace(SECTION, block)}")
     engine.close()
 
 

@@ -13,7 +13,6 @@ date, the machine and the isolation level to docs/benchmarks.md under "## Sandbo
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from bench.common import machine, percentile, section_append  # noqa: E402
 from grader.sandbox import Limits, Sandbox  # noqa: E402
 
 SECTION = "## Sandbox overhead"
@@ -41,24 +41,6 @@ in the zygote and loaded with one prctl); reading, compiling and executing the s
 pipes; then kill and reap. No interpreter start and no NumPy import: those happen once per worker, in the
 zygote inside bubblewrap (last row). DESIGN.md's target is a p50 ratio of at most 0.25.
 """
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
-    return f"{os.cpu_count()} CPUs (nproc), {model}, load average {load}"
 
 
 def bench_sessions(sandbox: Sandbox, count: int) -> list[float]:
@@ -86,20 +68,6 @@ def bench_cold_numpy(count: int) -> list[float]:
         subprocess.run(command, env=env, check=True)
         times.append(time.perf_counter() - start)
     return times
-
-
-def write_section(text: str) -> Path:
-    """Append ``text`` under the Sandbox section of docs/benchmarks.md, keeping other sections intact."""
-    path = ROOT / "docs" / "benchmarks.md"
-    content = path.read_text() if path.exists() else "# Benchmarks\n"
-    if SECTION not in content:
-        content = content.rstrip("\n") + f"\n\n{SECTION}\n\n{PREFACE}"
-    start = content.index(SECTION)
-    following = content.find("\n## ", start + len(SECTION))
-    end = len(content) if following == -1 else following
-    section = content[start:end].rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    path.write_text(content[:start] + section + ("\n" + content[end:].lstrip("\n") if following != -1 else ""))
-    return path
 
 
 def main() -> None:
@@ -137,7 +105,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not options.no_write:
-        print(f"\nappended to {write_section(text)}")
+        print(f"\nappended to {section_append(SECTION, PREFACE, text)}")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -43,6 +42,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import machine, percentile, section_replace  # noqa: E402
+
 SECTION = "## Submissions"
 EXERCISE = "linear-backward"
 
@@ -51,23 +53,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs, {model}"
 
 
 def choose_database(workdir: Path) -> tuple[str, str, Any]:
@@ -166,7 +151,7 @@ def main() -> None:
     report = render(figures)
     print(report)
     if not options.no_write:
-        write_section(report)
+        section_replace(SECTION, report)
 
 
 def run(options: argparse.Namespace, services: Services, redis_port: int, web_port: int, workdir: Path) -> dict:
@@ -356,18 +341,6 @@ def render(figures: dict) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def write_section(report: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(SECTION + "\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + report
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + report + ("\n" + text[end + 1 :] if end != -1 else "")
-    path.write_text(text.rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,9 @@ def main() -> None:
 
     base_env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     base_env.setdefault("GRADLAB_ENV", "development")
+    # `make test` has installed Chromium and bubblewrap: a missing one fails the suite instead of skipping.
+    base_env.setdefault("GRADLAB_REQUIRE_BROWSER", "1")
+    base_env.setdefault("GRADLAB_REQUIRE_SANDBOX", "1")
     run("pytest (SQLite)", [str(BIN / "pytest"), *extra], env=base_env)
 
     postgres = os.environ.get("GRADLAB_TEST_POSTGRES_URL") or os.environ.get("DATABASE_URL", "")

@@ -1,14 +1,30 @@
-"""Fixtures shared by the whole suite: a learner, another learner, an instructor and staff."""
+"""Fixtures shared by the whole suite: a learner, another learner, an instructor and staff; Chromium."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
 
 PASSWORD = "correct-horse-battery-staple"
+
+# Debian's Chromium, driven by Playwright. Without the flags it keeps trying to reach the network.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Browser tests save what they saw here (git-ignored); look at them.
+SCREENSHOTS = Path(__file__).parent / "screenshots"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -52,3 +68,21 @@ def instructor(db: None) -> User:
 @pytest.fixture
 def staff(db: None) -> User:
     return _user("sam", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """A headless Chromium. Missing Chromium skips the test, except where GRADLAB_REQUIRE_BROWSER=1
+    (the test command sets it after installing Chromium), where it fails."""
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing: scripts/install-system-deps.sh installs Debian's chromium"
+        if os.environ.get("GRADLAB_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -8,8 +8,6 @@ updates. Screenshots go to tests/screenshots/ (git-ignored), desktop and phone.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -21,37 +19,17 @@ from quizzes.models import Lesson, QuizAttempt, QuizQuestion
 from quizzes.quiz_content import load_quizzes
 from quizzes.quiz_grading import format_matrix
 from quizzes.quiz_services import question_variant
+from tests.conftest import SCREENSHOTS
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="Playwright (PyPI) drives the browser")
+pytest.importorskip("playwright.sync_api", reason="Playwright (PyPI) drives the browser")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOTS = Path(__file__).parent / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 # Playwright waits at most this long for feedback to appear (milliseconds).
 FEEDBACK_TIMEOUT_MS = 10_000
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: scripts/install-system-deps.sh installs Debian's chromium")
-    with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
