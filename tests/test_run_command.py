@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -44,9 +45,23 @@ def _wait_for(
     return False
 
 
+def _api(port: int, token: str, path: str, payload: dict[str, str] | None = None) -> dict[str, object]:
+    """GET (or POST `payload` as JSON to) the API with a Bearer token; the decoded JSON answer."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=None if payload is None else json.dumps(payload).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer: dict[str, object] = json.loads(response.read())
+        return answer
+
+
 @pytest.mark.slow
 @pytest.mark.integration
-def test_rundev_serves_the_site_with_a_worker_and_an_embedded_redis_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+def test_rundev_serves_the_lessons_grades_a_submission_through_its_own_redis_and_worker_and_stops_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
     web_port, redis_port = _free_port(), _free_port()
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     environment = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "GRADLAB_"))}
@@ -83,6 +98,28 @@ def test_rundev_serves_the_site_with_a_worker_and_an_embedded_redis_and_stops_on
             except OSError:
                 time.sleep(0.3)
         assert body == b"ok\n"
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/", timeout=10) as response:
+            home = response.read().decode()
+        assert home.count('class="card lesson-card"') == 5, "the five lessons were imported"
+        # The demo learner's first accepted submission goes through this Redis and this worker.
+        token = subprocess.run(
+            [sys.executable, "manage.py", "api_token", "learner"],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        solution = (ROOT / "content" / "exercises" / "linear-backward" / "solution.py").read_text()
+        submitted = _api(web_port, token, "/api/submissions", {"exercise": "linear-backward", "code": solution})
+        deadline = time.monotonic() + 120
+        status: dict[str, object] = {}
+        while time.monotonic() < deadline:
+            status = _api(web_port, token, f"/api/submissions/{submitted['id']}")
+            if status["status"] in {"graded", "failed"}:
+                break
+            time.sleep(0.3)
+        assert status.get("verdict") == "accepted", status
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
         assert not redis_answers(redis_url), "the embedded Redis stops with the run command"
