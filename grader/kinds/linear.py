@@ -39,8 +39,10 @@ class LinearBackward(Kind):
         "has w's shape (D, M). Check each product's shape.",
         Mistake.BIAS_NOT_SUMMED: "b is added to every row of the batch, so its gradient sums dout over the "
         "batch axis: db = dout.sum(axis=0), shape (M,).",
-        Mistake.SCALED_BY_1_OVER_N: "The forward adds b to each of the N rows; nothing is averaged, so db sums "
-        "over the batch instead of taking the mean.",
+        Mistake.SCALED_BY_1_OVER_N: "Nothing in out = x @ w + b is averaged over the batch: dw = x.T @ dout and "
+        "db = dout.sum(axis=0) add up the N rows. A 1/N belongs to a mean loss, and dout already carries it.",
+        Mistake.SCALED_BY_N: "Each row of the batch contributes once: dw = x.T @ dout and db = dout.sum(axis=0) "
+        "need no extra factor of N.",
     }
 
     def make_cases(self, rng: np.random.Generator) -> list[Case]:
