@@ -2,13 +2,20 @@
 
 Each selector runs a fixed number of queries (one or two) whatever the number of
 submissions, and returns plain dataclasses that the page and the CSV export share.
-Aggregates run in SQL (COUNT, MIN, JSON expansion, and on PostgreSQL
-`percentile_cont`); Python only sorts small results: one row per day, per
-exercise, per (exercise, attempts) or per (learner, question).
+Aggregates run in SQL (COUNT, MIN, and on PostgreSQL `percentile_cont`); Python
+only sorts small results: one row per day, per (exercise, verdict), per
+(exercise, attempts) or per (learner, question).
+
+Speed at 100,000 submissions comes from the indexes (grader.models.Submission.Meta):
+every query here reads the narrow `submission_dashboard_idx` (window columns and
+phase timestamps), `submission_ex_verdict_idx` or `submission_user_ex_time_idx`
+rather than the wide rows; the diagnoses come from the SubmissionDiagnosis table
+written with each wrong answer, not from the result JSON. `figures_compute` shares
+the per-(exercise, verdict) counts and the per-learner counts between the tables.
 
 On SQLite, which has no percentile aggregate, latency percentiles are taken in
-Python over the durations of the latest `LATENCY_SAMPLE_SIZE` finished submissions
-of the window, computed in SQL (a bounded query).
+Python over the durations of the `LATENCY_SAMPLE_SIZE` most recently created
+finished submissions of the window (a bounded query).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from django.db.models.expressions import Combinable
 from django.db.models.fields import DateField, Field
 from django.utils import timezone
 
-from grader.models import Exercise, Submission, SubmissionStatus
+from grader.models import Exercise, Submission, SubmissionDiagnosis, SubmissionStatus
 from grader.verdicts import Verdict
 from quizzes.models import QuizAttempt, QuizQuestion
 
@@ -41,6 +48,7 @@ INCIDENT_VERDICTS = (
 )
 # Verdicts of a grading that ran; internal_error is the grader's fault, not the learner's.
 LEARNER_VERDICTS = tuple(verdict for verdict in Verdict if verdict != Verdict.INTERNAL_ERROR)
+VERDICT_VALUES = frozenset(verdict.value for verdict in Verdict)
 LATENCY_SAMPLE_SIZE = 20_000
 DISCRIMINATION_GROUP_SHARE = 0.27
 TOP_DIAGNOSES_PER_EXERCISE = 5
@@ -88,7 +96,8 @@ class SecondsBetween(Func):
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         end, start = (compiler.compile(expression) for expression in self.get_source_expressions())
-        return f"EXTRACT(EPOCH FROM ({end[0]} - {start[0]}))::float", [*end[1], *start[1]]
+        # date_part returns double precision; EXTRACT returns numeric (slower) since PostgreSQL 14.
+        return f"date_part('epoch', {end[0]} - {start[0]})", [*end[1], *start[1]]
 
 
 class PercentileCont(Func):
@@ -239,32 +248,91 @@ class ExerciseStats:
         ]
 
 
-def exercise_stats(window: Window) -> list[ExerciseStats]:
-    """One ExerciseStats per exercise (those without submissions too), in catalog order. Three queries."""
+@dataclass(frozen=True)
+class WindowCounts:
+    """Counts of one window that several tables share (two queries).
+
+    `verdicts`: {(exercise id, verdict): submissions}, "" for not graded yet;
+    `learners`/`solved`: {exercise id: distinct learners who submitted / got an
+    accept}; `all_learners`: distinct learners who submitted anything.
+    """
+
+    verdicts: dict[tuple[int, str], int]
+    learners: dict[int, int]
+    solved: dict[int, int]
+    all_learners: int
+
+    def wrong_answers(self) -> dict[int, int]:
+        return {
+            exercise_id: count
+            for (exercise_id, verdict), count in self.verdicts.items()
+            if verdict == Verdict.WRONG_ANSWER.value
+        }
+
+
+def window_counts(window: Window) -> WindowCounts:
+    """The shared counts of `window`: one GROUP BY (exercise, verdict), one over (learner, exercise) pairs."""
+    verdicts = {
+        (exercise_id, verdict): count
+        for exercise_id, verdict, count in window.submissions()
+        .values_list("exercise_id", "verdict")
+        .annotate(count=Count("id"))
+    }
+    table = Submission._meta.db_table
+    params: list[Any] = [Verdict.ACCEPTED.value]
+    since_sql = ""
+    if window.since is not None:
+        since_sql = "WHERE created_at >= %s"
+        params.append(connection.ops.adapt_datetimefield_value(window.since))
+    # One row per (learner, exercise) of the window, then per exercise; the row with a
+    # NULL exercise carries the distinct learners of the whole window.
+    sql = f"""
+        WITH pairs AS (
+            SELECT user_id, exercise_id, MAX(CASE WHEN verdict = %s THEN 1 ELSE 0 END) AS solved
+            FROM {table} {since_sql}
+            GROUP BY user_id, exercise_id
+        )
+        SELECT exercise_id, COUNT(*), SUM(solved) FROM pairs GROUP BY exercise_id
+        UNION ALL
+        SELECT NULL, COUNT(DISTINCT user_id), 0 FROM pairs
+    """  # noqa: S608 - the table name comes from the model, values are parameters
+    learners: dict[int, int] = {}
+    solved: dict[int, int] = {}
+    all_learners = 0
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for exercise_id, count, solved_count in cursor.fetchall():
+            if exercise_id is None:
+                all_learners = int(count)
+            else:
+                learners[exercise_id] = int(count)
+                solved[exercise_id] = int(solved_count or 0)
+    return WindowCounts(verdicts, learners, solved, all_learners)
+
+
+def exercise_stats(window: Window, counts: WindowCounts | None = None) -> list[ExerciseStats]:
+    """One ExerciseStats per exercise (those without submissions too), in catalog order.
+
+    Four queries, or two when the window's `counts` are given.
+    """
+    counts = counts or window_counts(window)
     stats = {
         exercise.pk: ExerciseStats(exercise.pk, exercise.slug, exercise.title)
         for exercise in Exercise.objects.only("id", "slug", "title", "order")
     }
-    # One scan of the window: a filtered count per verdict plus the distinct learners.
-    counts = {verdict.value: Count("id", filter=Q(verdict=verdict.value)) for verdict in Verdict}
-    rows = (
-        window.submissions()
-        .values("exercise_id")
-        .annotate(
-            total=Count("id"),
-            learners=Count("user_id", distinct=True),
-            solved=Count("user_id", distinct=True, filter=Q(verdict=Verdict.ACCEPTED.value)),
-            **counts,
-        )
-    )
-    for row in rows:
-        entry = stats.get(row["exercise_id"])
+    for (exercise_id, verdict), count in counts.verdicts.items():
+        entry = stats.get(exercise_id)
         if entry is None:
             continue
-        entry.submissions = row["total"]
-        entry.verdicts = {verdict: row[verdict] for verdict in counts if row[verdict]}
-        entry.learners = row["learners"]
-        entry.learners_solved = row["solved"]
+        entry.submissions += count
+        if count and verdict in VERDICT_VALUES:
+            entry.verdicts[verdict] = count
+    for exercise_id, entry in stats.items():
+        entry.verdicts = {
+            verdict.value: entry.verdicts[verdict.value] for verdict in Verdict if verdict.value in entry.verdicts
+        }
+        entry.learners = counts.learners.get(exercise_id, 0)
+        entry.learners_solved = counts.solved.get(exercise_id, 0)
     for exercise_id, histogram in attempts_to_first_accept(window).items():
         if exercise_id in stats:
             stats[exercise_id].median_attempts = median_of_histogram(histogram)
@@ -276,26 +344,26 @@ def attempts_to_first_accept(window: Window) -> dict[int, dict[int, int]]:
 
     Attempts count every submission of the learner to the exercise up to and
     including the first accepted one (earlier ones before the window included).
+    Both steps read `submission_user_ex_time_idx` only: the first accepts in index
+    order, then one short index range per (learner, exercise).
     """
     table = Submission._meta.db_table
-    since_sql = ""
+    having_sql = ""
     params: list[Any] = [Verdict.ACCEPTED.value]
     if window.since is not None:
-        since_sql = "WHERE firsts.first_at >= %s"
+        having_sql = "HAVING MIN(created_at) >= %s"
         params.append(connection.ops.adapt_datetimefield_value(window.since))
     sql = f"""
         SELECT pairs.exercise_id, pairs.attempts, COUNT(*)
         FROM (
-            SELECT firsts.exercise_id AS exercise_id, COUNT(s.id) AS attempts
+            SELECT firsts.exercise_id AS exercise_id,
+                   (SELECT COUNT(*) FROM {table} s
+                    WHERE s.user_id = firsts.user_id AND s.exercise_id = firsts.exercise_id
+                      AND s.created_at <= firsts.first_at) AS attempts
             FROM (
                 SELECT user_id, exercise_id, MIN(created_at) AS first_at
-                FROM {table} WHERE verdict = %s GROUP BY user_id, exercise_id
+                FROM {table} WHERE verdict = %s GROUP BY user_id, exercise_id {having_sql}
             ) firsts
-            JOIN {table} s
-              ON s.user_id = firsts.user_id AND s.exercise_id = firsts.exercise_id
-             AND s.created_at <= firsts.first_at
-            {since_sql}
-            GROUP BY firsts.user_id, firsts.exercise_id
         ) pairs
         GROUP BY pairs.exercise_id, pairs.attempts
     """  # noqa: S608 - the table name comes from the model, values are parameters
@@ -322,57 +390,34 @@ class DiagnosisCount:
     share: float  # of the exercise's wrong answers in the window
 
 
-def common_diagnoses(window: Window, per_exercise: int = TOP_DIAGNOSES_PER_EXERCISE) -> list[DiagnosisCount]:
+def common_diagnoses(
+    window: Window, per_exercise: int = TOP_DIAGNOSES_PER_EXERCISE, wrong: dict[int, int] | None = None
+) -> list[DiagnosisCount]:
     """The most frequent (output, mistake) diagnoses of wrong answers, per exercise, most frequent first.
 
     A submission counts once per (output, mistake) however many entries repeat it.
-    The JSON `result.diagnosis` list is expanded in SQL (json_each / jsonb_array_elements).
+    Counted from SubmissionDiagnosis (one row per distinct pair of a wrong answer,
+    written with the verdict) through its covering index. `wrong` ({exercise id:
+    wrong answers in the window}, from window_counts) saves a query.
     """
-    table = Submission._meta.db_table
-    params: list[Any] = [Verdict.WRONG_ANSWER.value]
-    since_sql = ""
+    rows = SubmissionDiagnosis.objects.order_by()
     if window.since is not None:
-        since_sql = "AND s.created_at >= %s"
-        params.append(connection.ops.adapt_datetimefield_value(window.since))
-    if _is_postgres():
-        # DISTINCT inside the lateral subquery dedupes within one submission, which is
-        # much cheaper than COUNT(DISTINCT id) over every group.
-        sql = f"""
-            SELECT s.exercise_id, d.output, d.mistake, COUNT(*)
-            FROM {table} s
-            CROSS JOIN LATERAL (
-                SELECT DISTINCT COALESCE(e->>'output', '') AS output, COALESCE(e->>'mistake', 'unknown') AS mistake
-                FROM jsonb_array_elements(
-                    CASE WHEN jsonb_typeof(s.result->'diagnosis') = 'array'
-                         THEN s.result->'diagnosis' ELSE '[]'::jsonb END
-                ) e
-            ) d
-            WHERE s.verdict = %s {since_sql}
-            GROUP BY 1, 2, 3
-        """  # noqa: S608
-    else:
-        sql = f"""
-            SELECT s.exercise_id, COALESCE(json_extract(d.value, '$.output'), ''),
-                   COALESCE(json_extract(d.value, '$.mistake'), 'unknown'), COUNT(DISTINCT s.id)
-            FROM {table} s, json_each(s.result, '$.diagnosis') d
-            WHERE s.verdict = %s AND json_type(s.result, '$.diagnosis') = 'array' {since_sql}
-            GROUP BY 1, 2, 3
-        """  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    wrong = dict(
-        window.submissions()
-        .filter(verdict=Verdict.WRONG_ANSWER.value)
-        .values_list("exercise_id")
-        .annotate(count=Count("id"))
-    )
-    slugs = dict(Exercise.objects.values_list("id", "slug"))
+        rows = rows.filter(created_at__gte=window.since)
+    counted = rows.values_list("exercise_id", "output", "mistake").annotate(count=Count("*"))
+    if wrong is None:
+        wrong = dict(
+            window.submissions()
+            .filter(verdict=Verdict.WRONG_ANSWER.value)
+            .values_list("exercise_id")
+            .annotate(count=Count("id"))
+        )
     by_exercise: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
-    for exercise_id, output, mistake, count in rows:
+    for exercise_id, output, mistake, count in counted:
         by_exercise[exercise_id].append((str(output), str(mistake), int(count)))
+    exercises = list(Exercise.objects.values_list("id", "slug"))
+    slugs = dict(exercises)
+    order = {exercise_id: index for index, (exercise_id, _) in enumerate(exercises)}
     result: list[DiagnosisCount] = []
-    order = {exercise_id: index for index, exercise_id in enumerate(Exercise.objects.values_list("id", flat=True))}
     for exercise_id in sorted(by_exercise, key=lambda key: order.get(key, len(order))):
         top = sorted(by_exercise[exercise_id], key=lambda item: (-item[2], item[1], item[0]))[:per_exercise]
         total_wrong = wrong.get(exercise_id, 0) or 1
@@ -427,7 +472,8 @@ def grading_latency(window: Window) -> list[PhaseLatency]:
 
     A phase counts for a submission only when both its timestamps are set (a syntax
     error never reaches the training run). PostgreSQL computes the percentiles over
-    the whole window; SQLite over the latest LATENCY_SAMPLE_SIZE finished submissions.
+    the whole window; SQLite over the LATENCY_SAMPLE_SIZE most recently created finished
+    submissions (read backwards along the created_at index, so it stops early).
     """
     finished = window.submissions().filter(finished_at__isnull=False)
     durations = {phase.key: SecondsBetween(phase.start, phase.end) for phase in PHASES}
@@ -443,7 +489,7 @@ def grading_latency(window: Window) -> list[PhaseLatency]:
         ]
     sample = (
         finished.annotate(**{f"d_{key}": expression for key, expression in durations.items()})
-        .order_by("-finished_at")
+        .order_by("-created_at")
         .values_list(*(f"d_{phase.key}" for phase in PHASES))[:LATENCY_SAMPLE_SIZE]
     )
     columns: list[list[float]] = [[] for _ in PHASES]
@@ -495,15 +541,16 @@ class Totals:
         return self.accepted / self.graded if self.graded else None
 
 
-def totals(window: Window) -> Totals:
-    """Headline counts of the window. One query."""
-    row = window.submissions().aggregate(
-        submissions=Count("id"),
-        graded=Count("id", filter=Q(verdict__in=[verdict.value for verdict in LEARNER_VERDICTS])),
-        accepted=Count("id", filter=Q(verdict=Verdict.ACCEPTED.value)),
-        learners=Count("user_id", distinct=True),
+def totals(window: Window, counts: WindowCounts | None = None) -> Totals:
+    """Headline counts of the window, from its shared counts (two queries unless `counts` is given)."""
+    counts = counts or window_counts(window)
+    graded_verdicts = {verdict.value for verdict in LEARNER_VERDICTS}
+    return Totals(
+        submissions=sum(counts.verdicts.values()),
+        graded=sum(count for (_, verdict), count in counts.verdicts.items() if verdict in graded_verdicts),
+        accepted=sum(count for (_, verdict), count in counts.verdicts.items() if verdict == Verdict.ACCEPTED.value),
+        learners=counts.all_learners,
     )
-    return Totals(**row)
 
 
 @dataclass(frozen=True)
@@ -539,10 +586,11 @@ class Figures:
 def figures_compute(window: Window) -> Figures:
     """Run every aggregate selector for `window` (about a dozen queries, whatever the row count)."""
     started = time.perf_counter()
-    window_totals = totals(window)
+    counts = window_counts(window)
+    window_totals = totals(window, counts)
     per_day = submissions_per_day(window)
-    exercises = exercise_stats(window)
-    diagnoses = common_diagnoses(window)
+    exercises = exercise_stats(window, counts)
+    diagnoses = common_diagnoses(window, wrong=counts.wrong_answers())
     latency = grading_latency(window)
     quiz = quiz_question_stats()
     elapsed_ms = (time.perf_counter() - started) * 1000

@@ -12,6 +12,9 @@ from django.urls import reverse
 
 from grader.verdicts import Isolation, Stage, Verdict
 
+DIAGNOSIS_OUTPUT_MAX = 200
+DIAGNOSIS_MISTAKE_MAX = 100
+
 
 def _choices(enum: type[Verdict] | type[Stage] | type[Isolation]) -> list[tuple[str, str]]:
     return [(member.value, member.label if hasattr(member, "label") else member.value) for member in enum]
@@ -112,8 +115,28 @@ class Submission(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "created_at"]),
-            models.Index(fields=["user", "exercise", "-created_at"]),
-            models.Index(fields=["exercise", "verdict"]),
+            # A learner's history of one exercise (read backwards for "latest first"), and
+            # with the verdict the dashboard's attempts-to-first-accept, index-only.
+            models.Index(fields=["user", "exercise", "created_at", "verdict"], name="submission_user_ex_time_idx"),
+            models.Index(fields=["exercise", "verdict", "created_at"], name="submission_ex_verdict_idx"),
+            # Everything the dashboard aggregates over a window, so PostgreSQL answers with
+            # index-only scans instead of reading the wide rows (code, result JSON).
+            # Key columns rather than INCLUDE: SQLite has no INCLUDE but covers with these too.
+            models.Index(
+                fields=[
+                    "created_at",
+                    "exercise",
+                    "verdict",
+                    "user",
+                    "enqueued_at",
+                    "started_at",
+                    "sandbox_ready_at",
+                    "checks_finished_at",
+                    "training_finished_at",
+                    "finished_at",
+                ],
+                name="submission_dashboard_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -131,6 +154,81 @@ class Submission(models.Model):
     def is_waiting_for_broker(self) -> bool:
         """True when the wake-up message could not be sent (Redis was down): the sweeper sends it later."""
         return self.status == SubmissionStatus.QUEUED and self.enqueued_at is None
+
+
+def diagnosis_pairs(result: object) -> set[tuple[str, str]]:
+    """The distinct (output, mistake) pairs of a result's `diagnosis` list.
+
+    An entry without an output counts as output "", without a mistake as "unknown";
+    an entry that is not an object counts as ("", "unknown"); a `diagnosis` that is
+    not a list has no pairs. Values are cut to the SubmissionDiagnosis column sizes.
+    """
+    entries = result.get("diagnosis") if isinstance(result, dict) else None
+    if not isinstance(entries, list):
+        return set()
+    pairs = set()
+    for entry in entries:
+        item = entry if isinstance(entry, dict) else {}
+        output, mistake = item.get("output"), item.get("mistake")
+        pairs.add(
+            (
+                ("" if output is None else str(output))[:DIAGNOSIS_OUTPUT_MAX],
+                ("unknown" if mistake is None else str(mistake))[:DIAGNOSIS_MISTAKE_MAX],
+            )
+        )
+    return pairs
+
+
+class SubmissionDiagnosis(models.Model):
+    """One (output, mistake) diagnosis of a wrong answer, copied out of `Submission.result`.
+
+    Written with the verdict (SubmissionDiagnosis.store_for, from submission_finish)
+    so the dashboard counts what learners get wrong from a narrow table instead of
+    expanding every submission's result JSON. `exercise` and `created_at` repeat the
+    submission's. Only submissions whose verdict is wrong_answer have rows.
+    """
+
+    # The unique constraint's index (submission first) serves lookups by submission.
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="diagnoses", db_index=False)
+    exercise = models.ForeignKey(Exercise, on_delete=models.CASCADE, related_name="+", db_index=False)
+    created_at = models.DateTimeField()
+    output = models.CharField(max_length=DIAGNOSIS_OUTPUT_MAX, blank=True)
+    mistake = models.CharField(max_length=DIAGNOSIS_MISTAKE_MAX)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["submission", "output", "mistake"], name="unique_submission_diagnosis")
+        ]
+        indexes = [models.Index(fields=["created_at", "exercise", "output", "mistake"], name="diagnosis_dashboard_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.submission_id}: {self.output} {self.mistake}"
+
+    @staticmethod
+    def store_for(submission_id: int, verdict: str, result: object) -> int:
+        """Replace the diagnosis rows of a submission by those of this verdict and result; return how many.
+
+        Call it wherever a verdict and result are stored (in the same transaction).
+        """
+        SubmissionDiagnosis.objects.filter(submission_id=submission_id).delete()
+        if verdict != Verdict.WRONG_ANSWER.value:
+            return 0
+        pairs = diagnosis_pairs(result)
+        if not pairs:
+            return 0
+        row = Submission.objects.filter(pk=submission_id).values_list("exercise_id", "created_at").first()
+        if row is None:
+            return 0
+        exercise_id, created_at = row
+        made = SubmissionDiagnosis.objects.bulk_create(
+            [
+                SubmissionDiagnosis(
+                    submission_id=submission_id, exercise_id=exercise_id, created_at=created_at, output=o, mistake=m
+                )
+                for o, m in sorted(pairs)
+            ]
+        )
+        return len(made)
 
 
 class ApiToken(models.Model):

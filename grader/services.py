@@ -31,7 +31,7 @@ from django.db import transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from grader.models import Exercise, Submission, SubmissionStatus
+from grader.models import Exercise, Submission, SubmissionDiagnosis, SubmissionStatus
 from grader.verdicts import Stage, Verdict
 
 if TYPE_CHECKING:
@@ -305,11 +305,14 @@ def submission_record_stage(submission_id: int, *, claim: int, stage: Stage, pre
 def submission_finish(submission_id: int, *, claim: int, result: dict[str, Any]) -> bool:
     """Write the verdict of a grading (status GRADED); return False if the claim is stale and nothing was written."""
     timings = result.get("timings") or {}
-    return bool(
-        Submission.objects.filter(pk=submission_id, status=SubmissionStatus.RUNNING, claim_count=claim).update(
+    verdict = str(result.get("verdict", Verdict.INTERNAL_ERROR))
+    with transaction.atomic():
+        written = Submission.objects.filter(
+            pk=submission_id, status=SubmissionStatus.RUNNING, claim_count=claim
+        ).update(
             status=SubmissionStatus.GRADED,
             stage=Stage.DONE.value,
-            verdict=str(result.get("verdict", Verdict.INTERNAL_ERROR)),
+            verdict=verdict,
             score=float(result.get("score") or 0.0),
             result=result,
             isolation=str(result.get("isolation") or ""),
@@ -317,7 +320,10 @@ def submission_finish(submission_id: int, *, claim: int, result: dict[str, Any])
             finished_at=timezone.now(),
             graded_count=F("graded_count") + 1,
         )
-    )
+        if written:
+            # The dashboard counts diagnoses from this narrow copy (grader.models.SubmissionDiagnosis).
+            SubmissionDiagnosis.store_for(submission_id, verdict, result)
+    return bool(written)
 
 
 def submission_fail(submission_id: int, *, claim: int, reason: str, result: dict[str, Any] | None = None) -> bool:
