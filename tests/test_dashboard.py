@@ -424,3 +424,100 @@ def test_workers_get_the_isolation_of_their_latest_grading(graded: dict[str, Any
         ("celery@box", "process"),
         ("celery@idle", ""),
     ]
+
+
+# --- What makes the recompute fast ---------------------------------------------------
+
+
+def _finished_through_the_service(user: User, exercise: Exercise, result: dict[str, Any]) -> Submission:
+    from grader import services
+
+    submission = Submission.objects.create(user=user, exercise=exercise, code="pass")
+    claimed = services.submission_claim(submission.pk, worker="test:1")
+    assert claimed is not None
+    assert services.submission_finish(submission.pk, claim=claimed.claim_count, result=result)
+    return submission
+
+
+def test_storing_a_wrong_answer_copies_each_distinct_diagnosis_once(learner: User) -> None:
+    exercise = _exercise("linear-backward", 1)
+    diagnosis = [
+        {"output": "dw", "mistake": "transposed", "title": "x"},
+        {"output": "dw", "mistake": "transposed", "title": "again"},
+        {"output": "db"},
+        "not an object",
+    ]
+    wrong = _finished_through_the_service(learner, exercise, {"verdict": "wrong_answer", "diagnosis": diagnosis})
+    right = _finished_through_the_service(learner, exercise, {"verdict": "accepted", "diagnosis": diagnosis})
+    rows = SubmissionDiagnosis.objects.filter(submission=wrong).values_list("output", "mistake", "exercise_id")
+    assert sorted(rows) == [
+        ("", "unknown", exercise.pk),
+        ("db", "unknown", exercise.pk),
+        ("dw", "transposed", exercise.pk),
+    ]
+    assert SubmissionDiagnosis.objects.get(submission=wrong, output="dw").created_at == wrong.created_at
+    assert not SubmissionDiagnosis.objects.filter(submission=right).exists()
+    top = selectors.common_diagnoses(_window())
+    assert [(row.output, row.mistake, row.submissions) for row in top] == [
+        ("dw", "transposed", 1),  # ties: by mistake, then output
+        ("", "unknown", 1),
+        ("db", "unknown", 1),
+    ]
+
+
+def test_a_result_without_a_diagnosis_list_has_no_diagnosis_rows(learner: User) -> None:
+    exercise = _exercise("linear-backward", 1)
+    submission = _finished_through_the_service(learner, exercise, {"verdict": "wrong_answer", "diagnosis": "oops"})
+    assert not SubmissionDiagnosis.objects.filter(submission=submission).exists()
+
+
+def test_the_migration_backfills_diagnoses_of_stored_wrong_answers(graded: dict[str, Any]) -> None:
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("grader.migrations.0003_dashboard_indexes_and_diagnoses")
+    before = sorted(
+        SubmissionDiagnosis.objects.values_list("submission_id", "exercise_id", "created_at", "output", "mistake")
+    )
+    SubmissionDiagnosis.objects.all().delete()
+    migration.backfill_diagnoses(apps, None)
+    after = sorted(
+        SubmissionDiagnosis.objects.values_list("submission_id", "exercise_id", "created_at", "output", "mistake")
+    )
+    assert after == before
+    assert len(after) == 5  # three wrong answers: {dw, dx}, {dw}, {db, dw}
+
+
+def test_an_all_time_window_counts_days_from_the_first_submission(graded: dict[str, Any]) -> None:
+    days = selectors.submissions_per_day(selectors.window_of(None))
+    assert days[0].day == graded["day0"].date()
+    assert [(row.submissions, row.accepted) for row in days] == [(6, 1), (5, 3), (0, 0)]
+
+
+def test_totals_and_exercise_stats_agree_with_the_shared_counts(graded: dict[str, Any]) -> None:
+    counts = selectors.window_counts(_window())
+    assert counts.all_learners == 3
+    assert counts.learners == {graded["linear"].pk: 3, graded["relu"].pk: 2}
+    assert counts.solved == {graded["linear"].pk: 3, graded["relu"].pk: 0}
+    assert counts.wrong_answers() == {graded["linear"].pk: 3}
+    assert selectors.totals(_window(), counts) == selectors.totals(_window())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_figures_computed_outside_a_transaction_match_those_computed_inside_one(graded: dict[str, Any]) -> None:
+    """Outside a transaction PostgreSQL computes the latency on a second connection: same figures."""
+    from django.db import connection, transaction
+
+    assert not connection.in_atomic_block
+    concurrent = selectors.figures_compute(_window())
+    with transaction.atomic():
+        in_turn = selectors.figures_compute(_window())
+    assert concurrent.latency == in_turn.latency
+    assert (concurrent.totals, concurrent.per_day, concurrent.diagnoses) == (
+        in_turn.totals,
+        in_turn.per_day,
+        in_turn.diagnoses,
+    )
+    queue = {row.key: row for row in concurrent.latency}["queue"]
+    assert (queue.count, queue.p50_s) == (10, pytest.approx(0.550, abs=1e-6))
