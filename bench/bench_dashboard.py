@@ -129,13 +129,23 @@ def _write_docs(vendor_heading: str, body: str) -> None:
 DASHBOARD_INTRO = """`python -m bench.bench_dashboard --database-url URL --write-docs` fills a database with
 100,000 generated submissions over 60 days (bench/dashboard_data.py: 12 exercises, 2,000
 learners, realistic verdict mix, diagnoses and phase timestamps, a 20-question quiz with
-~8,500 attempts) and renders the dashboard through the Django test client as a staff user
-(view, template and middleware), p50 and min of several runs after a warm-up.
-"Recomputed" renders run every aggregate (`?refresh=1`); the page normally serves its
-figures from a cache kept DASHBOARD_CACHE_S (60 s) and recomputes on the first view after
-that. The queue and worker panel is fetched separately by the page (a Celery ping waits up
-to 0.6 s) and is not part of the render. The baseline computes the same figures in Python
-over every row loaded as a model instance, in the same run. Target: render < 300 ms.
+~8,500 attempts), runs VACUUM ANALYZE on PostgreSQL, and renders the dashboard through the
+Django test client as a staff user (view, template and middleware), p50 and min of several
+runs after a warm-up. "Recomputed" renders run every aggregate (`?refresh=1`); the page
+normally serves its figures from a cache kept DASHBOARD_CACHE_S (60 s). The queue and
+worker panel is fetched separately by the page (a Celery ping waits up to 0.6 s) and is not
+part of the render. Selectors are timed alone, as figures_compute runs them (one
+transaction, planner settings) but without its second connection. The baseline computes the
+same figures in Python over every row loaded as a model instance, in the same run.
+Target: render < 300 ms.
+
+How the recompute stays fast (dashboard/selectors.py): every aggregate reads a narrow
+covering index of grader_submission (created_at, exercise, verdict, user, phase timestamps;
+(exercise, verdict, created_at); (user, exercise, created_at, verdict)) instead of the wide
+rows; diagnoses are counted from SubmissionDiagnosis, written with each wrong answer,
+instead of expanding the result JSON; verdict and learner counts are shared by the totals
+and the exercise table; per-day counts are index range counts; on PostgreSQL the latency
+percentiles (five sorts of every duration) run on a second connection at the same time.
 """
 
 
@@ -169,8 +179,9 @@ def main() -> None:
         present = generate(args.submissions - present)
         print(f"generated data in {time.perf_counter() - start:.1f} s")
     if connection.vendor == "postgresql":
+        # VACUUM sets the visibility map (index-only scans skip the heap), ANALYZE the statistics.
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
+            cursor.execute("VACUUM ANALYZE")
     print(f"{present} submissions in {connection.vendor}")
 
     staff, _ = User.objects.get_or_create(username="bench-staff", defaults={"is_staff": True, "is_superuser": True})
@@ -193,16 +204,26 @@ def main() -> None:
         p50, best = _timed(render(query), args.repeat)
         rows.append((label, p50, best))
     window = selectors.window_of(90)
+    counts = selectors.window_counts(window)
+
+    def planned(function: Callable[[], Any]) -> Callable[[], Any]:
+        # As figures_compute runs them: in one transaction with the planner settings it uses.
+        def run() -> None:
+            with selectors.planner_for_cached_indexes():
+                function()
+
+        return run
+
     for name, function in (
+        ("window_counts (verdicts per exercise, learners)", lambda: selectors.window_counts(window)),
         ("submissions_per_day", lambda: selectors.submissions_per_day(window)),
-        ("exercise_stats", lambda: selectors.exercise_stats(window)),
-        ("common_diagnoses", lambda: selectors.common_diagnoses(window)),
+        ("attempts_to_first_accept", lambda: selectors.attempts_to_first_accept(window)),
+        ("common_diagnoses", lambda: selectors.common_diagnoses(window, wrong=counts.wrong_answers())),
         ("grading_latency", lambda: selectors.grading_latency(window)),
         ("quiz_question_stats", selectors.quiz_question_stats),
-        ("totals", lambda: selectors.totals(window)),
         ("sandbox_incidents", selectors.sandbox_incidents),
     ):
-        p50, best = _timed(function, args.repeat)
+        p50, best = _timed(planned(function), args.repeat)
         rows.append((f"selector {name}", p50, best))
     baseline_p50, baseline_best = _timed(lambda: naive_figures(90), max(3, args.repeat // 2))
     rows.append(("baseline: naive Python over every row (90 days)", baseline_p50, baseline_best))

@@ -3,7 +3,7 @@
 `generate(total=100_000, days=60)` writes, with bulk_create, learners, one exercise
 per catalog slug (if missing), a quiz of 20 questions with attempts, and `total`
 submissions spread over the last `days` days with phase timestamps, verdicts and
-diagnoses. Deterministic for a given seed.
+diagnoses (and the SubmissionDiagnosis rows grading writes for wrong answers). Deterministic for a given seed.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from grader.models import Exercise, Submission, SubmissionStatus
+from grader.models import Exercise, Submission, SubmissionDiagnosis, SubmissionStatus, diagnosis_pairs
 from quizzes.models import Lesson, QuizAttempt, QuizQuestion
 
 CATALOG = (
@@ -186,5 +186,21 @@ def generate(total: int = 100_000, days: int = 60, seed: int = 0) -> int:
                 batch.append(_submission(rng, rng.choice(learners), exercise, outputs, now, days))
             with transaction.atomic():
                 Submission.objects.bulk_create(batch, batch_size=BATCH)
+                # What submission_finish writes with each wrong answer (the dashboard reads it).
+                SubmissionDiagnosis.objects.bulk_create(
+                    [
+                        SubmissionDiagnosis(
+                            submission_id=row.pk,
+                            exercise_id=row.exercise_id,
+                            created_at=row.created_at,
+                            output=output,
+                            mistake=mistake,
+                        )
+                        for row in batch
+                        if row.verdict == "wrong_answer"
+                        for output, mistake in sorted(diagnosis_pairs(row.result))
+                    ],
+                    batch_size=BATCH,
+                )
             written += size
     return Submission.objects.count()

@@ -623,7 +623,7 @@ class Figures:
 
 
 @contextmanager
-def _planner_for_cached_indexes() -> Iterator[None]:
+def planner_for_cached_indexes() -> Iterator[None]:
     """A transaction whose PostgreSQL planner prices index pages as cached.
 
     The default random_page_cost (4, a spinning disk) makes a full-window index-only
@@ -640,7 +640,7 @@ def _planner_for_cached_indexes() -> Iterator[None]:
 def _latency_on_own_connection(window: Window) -> list[PhaseLatency]:
     """grading_latency in a worker thread, on that thread's own connection (closed after)."""
     try:
-        with _planner_for_cached_indexes():
+        with planner_for_cached_indexes():
             return grading_latency(window)
     finally:
         connection.close()
@@ -659,7 +659,7 @@ def figures_compute(window: Window) -> Figures:
     concurrent = _is_postgres() and not connection.in_atomic_block
     with ThreadPoolExecutor(max_workers=1) if concurrent else nullcontext() as pool:
         pending = pool.submit(_latency_on_own_connection, window) if pool is not None else None
-        with _planner_for_cached_indexes():
+        with planner_for_cached_indexes():
             counts = window_counts(window)
             window_totals = totals(window, counts)
             per_day = submissions_per_day(window)
