@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -30,6 +29,8 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+
+from bench.common import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -87,19 +88,6 @@ def naive_figures(days: int) -> dict[str, Any]:
         "diagnoses": len(diagnoses),
         "p50": queue[len(queue) // 2],
     }
-
-
-def _machine() -> str:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cpu = model or platform.processor()
-    return f"{platform.node()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"
 
 
 def _replace_section(text: str, heading: str, body: str, level: str) -> str:
@@ -242,7 +230,7 @@ def main() -> None:
             f"### {vendor}",
             f"""### {vendor}
 
-Measured {date.today().isoformat()} on {_machine()}; {present:,} submissions.
+Measured {date.today().isoformat()} on {machine()}; {present:,} submissions.
 
 | what | p50 (ms) | min (ms) |
 |---|---|---|
