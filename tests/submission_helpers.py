@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from django.conf import settings
+from django.utils import timezone
 
-from grader.models import Exercise
+from grader import services
+from grader.models import Exercise, Submission
 from grader.spec import ExerciseSpec
 from gradlab.markdown import render_markdown
 from quizzes.models import Lesson
@@ -60,3 +63,19 @@ def linear_backward(dout, x, w, b):
         total += i
     return dout @ w.T, x.T @ dout, dout.sum(axis=0)
 """
+
+
+@pytest.fixture(autouse=True)
+def no_enqueue(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the ids `submission_enqueue` would send instead of sending them.
+
+    Autouse in every test module that imports it; the others enqueue for real."""
+    sent: list[int] = []
+
+    def record(submission: Submission) -> bool:
+        sent.append(submission.pk)
+        Submission.objects.filter(pk=submission.pk).update(enqueued_at=timezone.now())
+        return True
+
+    monkeypatch.setattr(services, "submission_enqueue", record)
+    return sent

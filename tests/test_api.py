@@ -11,30 +11,16 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
-from django.utils import timezone
 
 from grader import services
 from grader.auth import api_token_create
 from grader.models import ApiToken, Exercise, Submission
-from tests.submission_helpers import exercise_from_folder, solution
+from tests.submission_helpers import exercise_from_folder, no_enqueue, solution  # noqa: F401 (an autouse fixture)
 
 
 @pytest.fixture
 def exercise(db: None) -> Exercise:
     return exercise_from_folder("linear-backward")
-
-
-@pytest.fixture(autouse=True)
-def no_enqueue(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    sent: list[int] = []
-
-    def record(submission: Submission) -> bool:
-        sent.append(submission.pk)
-        Submission.objects.filter(pk=submission.pk).update(enqueued_at=timezone.now())
-        return True
-
-    monkeypatch.setattr(services, "submission_enqueue", record)
-    return sent
 
 
 def bearer(user: User) -> Client:

@@ -11,13 +11,12 @@ from django.contrib.auth.models import User
 from django.template.loader import render_to_string
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains
 
 from grader import selectors, services
 from grader.models import Exercise, Submission
 from quizzes.models import Lesson
-from tests.submission_helpers import exercise_from_folder, solution, wrong
+from tests.submission_helpers import exercise_from_folder, no_enqueue, solution, wrong  # noqa: F401 (an autouse fixture)
 
 
 @pytest.fixture
@@ -28,19 +27,6 @@ def lesson(db: None) -> Lesson:
 @pytest.fixture
 def exercise(lesson: Lesson) -> Exercise:
     return exercise_from_folder("linear-backward")
-
-
-@pytest.fixture(autouse=True)
-def no_enqueue(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    sent: list[int] = []
-
-    def record(submission: Submission) -> bool:
-        sent.append(submission.pk)
-        Submission.objects.filter(pk=submission.pk).update(enqueued_at=timezone.now())
-        return True
-
-    monkeypatch.setattr(services, "submission_enqueue", record)
-    return sent
 
 
 def as_user(user: User, **options: object) -> Client:
