@@ -31,10 +31,19 @@ class LessonAdmin(admin.ModelAdmin):
     ordering = ("order", "slug")
     prepopulated_fields = {"slug": ("title",)}
     filter_horizontal = ("related",)
-    readonly_fields = ("preview", "short_answer_html", "body_html", "source_path", "content_hash", "updated_at")
+    # The short answer is the body's `## Answer` section: edited there, derived on save.
+    readonly_fields = (
+        "preview",
+        "short_answer_md",
+        "short_answer_html",
+        "body_html",
+        "source_path",
+        "content_hash",
+        "updated_at",
+    )
     fieldsets = (
         (None, {"fields": ("title", "slug", "difficulty", "order", "summary", "question")}),
-        ("Text (Markdown)", {"fields": ("short_answer_md", "body_md", "references", "related")}),
+        ("Text (Markdown)", {"fields": ("body_md", "short_answer_md", "references", "related")}),
         ("Preview (as saved)", {"fields": ("preview",)}),
         (
             "Rendered and imported (read-only)",
@@ -66,4 +75,4 @@ class LessonAdmin(admin.ModelAdmin):
         lesson_render(lesson)
         # A changed hash makes the next import rewrite the lesson from its file, if it has one.
         lesson.content_hash = ""
-        lesson.save(update_fields=["short_answer_html", "body_html", "content_hash", "updated_at"])
+        lesson.save(update_fields=["short_answer_md", "short_answer_html", "body_html", "content_hash", "updated_at"])

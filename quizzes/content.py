@@ -207,14 +207,18 @@ def parse_lesson_file(path: Path, text: str) -> ParsedLesson:
 
 
 def lesson_render(lesson: Lesson) -> None:
-    """Re-render a lesson's HTML from its Markdown fields (for edits made in the admin).
+    """Re-render a lesson's HTML from its Markdown (for edits made in the admin).
 
-    The short answer comes from `short_answer_md`; the explanation from `body_md` less
-    its `## Answer` section, with the references and related questions placed as at import.
+    `body_md` is the whole lesson as in its file: its `## Answer` section becomes the short
+    answer (so an edit there survives `export_content`), the rest the explanation, with the
+    references and related questions placed as at import. A body without an Answer section
+    keeps the current `short_answer_md`.
     """
-    lesson.short_answer_html = render_markdown(lesson.short_answer_md)
     sections = _sections(lesson.body_md, 1)
     answer = next((section for section in sections if section.heading == ANSWER_HEADING), None)
+    if answer is not None and "".join(answer.lines).strip():
+        lesson.short_answer_md = "".join(answer.lines).strip() + "\n"
+    lesson.short_answer_html = render_markdown(lesson.short_answer_md)
     related = [other.slug for other in lesson.related.all()] if lesson.pk else []
     lesson.body_html = render_markdown(_explanation_markdown(sections, answer, lesson.references or [], related))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from io import StringIO
 from pathlib import Path
@@ -117,3 +118,35 @@ def test_an_exercise_authored_in_the_admin_exports_to_a_folder_the_loader_accept
     assert parsed.spec.title == "ReLU, by hand"
     assert parsed.spec.allowed_imports == ("numpy",)
     assert {variant.name for variant in parsed.wrong} == {path.stem for path in (source / "wrong").glob("*.py")}
+
+
+def test_a_short_answer_edited_in_the_admin_survives_export_and_import(imported: Path, tmp_path: Path, staff) -> None:
+    from django.test import Client
+
+    lesson = Lesson.objects.get(slug="backpropagation")
+    old_answer = lesson.short_answer_md.strip()
+    new_answer = "Backpropagation applies the chain rule from the loss back to every weight, edited in the admin."
+    client = Client()
+    client.force_login(staff)
+    form = {
+        "title": lesson.title,
+        "slug": lesson.slug,
+        "difficulty": lesson.difficulty,
+        "order": lesson.order,
+        "summary": lesson.summary,
+        "question": lesson.question,
+        "body_md": lesson.body_md.replace(old_answer, new_answer),
+        "references": json.dumps(lesson.references or []),
+        "related": [other.pk for other in lesson.related.all()],
+    }
+    response = client.post(f"/admin/quizzes/lesson/{lesson.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    lesson.refresh_from_db()
+    assert lesson.short_answer_md.strip() == new_answer
+    assert "edited in the admin" in lesson.short_answer_html
+
+    exported = tmp_path / "exported"
+    run("export_content", exported)
+    text = (exported / "lessons" / "backpropagation.md").read_text()
+    assert new_answer in text
+    assert old_answer not in text
