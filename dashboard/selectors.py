@@ -23,13 +23,13 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -42,6 +42,8 @@ from django.utils import timezone
 from grader.models import Exercise, Submission, SubmissionDiagnosis, SubmissionStatus
 from grader.verdicts import Verdict
 from quizzes.models import QuizAttempt, QuizQuestion
+
+T = TypeVar("T")
 
 INCIDENT_VERDICTS = (
     Verdict.FORBIDDEN,
@@ -630,18 +632,30 @@ def planner_for_cached_indexes() -> Iterator[None]:
     scan look dearer than reading the wide table; the dashboard's indexes are small
     and cached, and reading them is 2-3x faster. SET LOCAL ends with the transaction.
     """
+    if not _is_postgres():
+        # Nothing to tune; and SQLite's IMMEDIATE transactions (settings) would make two
+        # readers wait for each other.
+        yield
+        return
     with transaction.atomic():
-        if _is_postgres():
-            with connection.cursor() as cursor:
-                cursor.execute(f"SET LOCAL random_page_cost = {INDEX_RANDOM_PAGE_COST}")
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL random_page_cost = {INDEX_RANDOM_PAGE_COST}")
         yield
 
 
-def _latency_on_own_connection(window: Window) -> list[PhaseLatency]:
-    """grading_latency in a worker thread, on that thread's own connection (closed after)."""
+def _second_connection_sees_the_data() -> bool:
+    """True on PostgreSQL and on a SQLite file; an in-memory SQLite database lives in one connection."""
+    if _is_postgres():
+        return True
+    name = str(connection.settings_dict.get("NAME") or "")
+    return connection.vendor == "sqlite" and bool(name) and ":memory:" not in name and "mode=memory" not in name
+
+
+def _on_own_connection(selector: Callable[[Window], T], window: Window) -> T:
+    """`selector(window)` in a worker thread, on that thread's own connection (closed after)."""
     try:
         with planner_for_cached_indexes():
-            return grading_latency(window)
+            return selector(window)
     finally:
         connection.close()
 
@@ -649,24 +663,26 @@ def _latency_on_own_connection(window: Window) -> list[PhaseLatency]:
 def figures_compute(window: Window) -> Figures:
     """Run every aggregate selector for `window` (about a dozen queries, whatever the row count).
 
-    On PostgreSQL, outside a transaction, the latency percentiles (the one aggregate
-    that must sort every duration of the window) run at the same time on a second
-    connection, so the database works on two cores; inside a transaction (tests, or a
-    caller's atomic block) a second connection could not see uncommitted rows, so
+    On PostgreSQL or a SQLite file, outside a transaction, the latency percentiles (the
+    one aggregate that must sort every duration of the window) and the per-day counts run
+    at the same time on connections of their own, so the database works on two cores
+    (SQLite releases the GIL while it runs a query); inside a transaction (tests, or a
+    caller's atomic block) another connection could not see uncommitted rows, so
     everything runs in turn on this one.
     """
     started = time.perf_counter()
-    concurrent = _is_postgres() and not connection.in_atomic_block
-    with ThreadPoolExecutor(max_workers=1) if concurrent else nullcontext() as pool:
-        pending = pool.submit(_latency_on_own_connection, window) if pool is not None else None
+    concurrent = _second_connection_sees_the_data() and not connection.in_atomic_block
+    with ThreadPoolExecutor(max_workers=2) if concurrent else nullcontext() as pool:
+        pending_latency = pool.submit(_on_own_connection, grading_latency, window) if pool else None
+        pending_per_day = pool.submit(_on_own_connection, submissions_per_day, window) if pool else None
         with planner_for_cached_indexes():
             counts = window_counts(window)
             window_totals = totals(window, counts)
-            per_day = submissions_per_day(window)
             exercises = exercise_stats(window, counts)
             diagnoses = common_diagnoses(window, wrong=counts.wrong_answers())
             quiz = quiz_question_stats()
-            latency = pending.result() if pending is not None else grading_latency(window)
+            per_day = pending_per_day.result() if pending_per_day else submissions_per_day(window)
+            latency = pending_latency.result() if pending_latency else grading_latency(window)
     elapsed_ms = (time.perf_counter() - started) * 1000
     return Figures(window, timezone.now(), elapsed_ms, window_totals, per_day, exercises, diagnoses, latency, quiz)
 
