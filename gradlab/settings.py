@@ -203,6 +203,11 @@ GRADER_MIN_ISOLATION = env_choice(
     "GRADER_MIN_ISOLATION", "namespaces+seccomp" if PRODUCTION else "none", GRADER_ISOLATION_LEVELS
 )
 GRADER_MAX_SOURCE_BYTES = env_int("GRADER_MAX_SOURCE_BYTES", 64 * 1024, minimum=1024)
+# Bodies up to this size are read, so a pasted file of a few MB gets the grader's own message
+# about its size; anything larger gets the 400 page of gradlab/errors.py.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
+    "DATA_UPLOAD_MAX_MEMORY_SIZE", 8 * 1024 * 1024, minimum=GRADER_MAX_SOURCE_BYTES * 2
+)
 GRADER_SUBMISSIONS_PER_MINUTE = env_int("GRADER_SUBMISSIONS_PER_MINUTE", 20, minimum=1)
 GRADER_WALL_TIME_FACTOR = env_float("GRADER_WALL_TIME_FACTOR", 1.0)
 

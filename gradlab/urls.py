@@ -16,3 +16,5 @@ urlpatterns = [
     path("", include("grader.urls")),
     path("", include("dashboard.urls")),
 ]
+
+handler400 = "gradlab.errors.bad_request"

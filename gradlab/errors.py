@@ -1,0 +1,31 @@
+"""Error pages that say what went wrong: HTML for people, JSON under /api/.
+
+Django's own 400 page is a bare "Bad Request"; the usual cause here is a request body
+over DATA_UPLOAD_MAX_MEMORY_SIZE (a huge paste), which deserves a sentence.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+
+
+def bad_request_message(exception: Exception | None) -> str:
+    """A sentence for the learner about why the request was refused."""
+    if isinstance(exception, RequestDataTooBig):
+        limit_mib = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / (1024 * 1024)
+        source_kib = settings.GRADER_MAX_SOURCE_BYTES // 1024
+        return (
+            f"The request was larger than {limit_mib:g} MiB, so it was not read. "
+            f"A submission may hold at most {source_kib} KiB of code; your draft is still in the editor."
+        )
+    return "The request could not be understood. Reload the page and try again."
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    message = bad_request_message(exception)
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": message}, status=400)
+    return render(request, "400.html", {"message": message}, status=400)
