@@ -1,0 +1,86 @@
+"""Exercise, submission and progress pages on a phone-sized screen in Chromium: nothing scrolls sideways."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.test import Client
+
+from grader.engine import Engine
+from grader.models import Submission
+from grader.spec import ExerciseSpec
+from grader.verdicts import Verdict
+from tests.conftest import SCREENSHOTS
+from tests.submission_helpers import EXERCISES_DIR, exercise_from_folder
+
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+pytest.importorskip("playwright.sync_api", reason="Playwright (PyPI) drives the browser")
+
+PHONE = {"width": 390, "height": 844}
+WAIT_MS = 15_000
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def phone_page(browser, live_server, user: User):  # type: ignore[no-untyped-def]
+    client = Client()
+    client.force_login(user)
+    context = browser.new_context(viewport=PHONE)
+    context.add_cookies(
+        [
+            {
+                "name": settings.SESSION_COOKIE_NAME,
+                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                "url": live_server.url,
+            }
+        ]
+    )
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return page, errors
+
+
+def sideways_overflow(page) -> int:  # type: ignore[no-untyped-def]
+    return int(page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth"))
+
+
+def test_the_exercise_and_a_graded_submission_fit_a_phone(browser, live_server, learner: User) -> None:
+    exercise = exercise_from_folder("conv2d-backward")
+    # A graded wrong answer (graded here by the real engine, as a worker would) to show its verdict.
+    code = (EXERCISES_DIR / "conv2d-backward" / "wrong" / "stride_ignored.py").read_text()
+    result = Engine.get().grade(ExerciseSpec.from_folder(EXERCISES_DIR / "conv2d-backward"), code)
+    assert result.verdict == Verdict.WRONG_ANSWER
+    submission = Submission.objects.create(
+        user=learner,
+        exercise=exercise,
+        code=code,
+        status="graded",
+        stage="done",
+        verdict=result.verdict.value,
+        score=result.score,
+        result=result.to_json(),
+        isolation=result.isolation.value,
+    )
+    page, errors = phone_page(browser, live_server, learner)
+
+    page.goto(f"{live_server.url}/exercises/conv2d-backward/")
+    page.wait_for_selector(".cm-editor", timeout=WAIT_MS)
+    page.wait_for_selector(".katex", timeout=WAIT_MS)
+    assert sideways_overflow(page) <= 1
+    page.screenshot(path=str(SCREENSHOTS / "exercise-phone.png"))
+
+    page.goto(f"{live_server.url}/submissions/{submission.pk}/")
+    page.wait_for_selector("text=ignores the stride", timeout=WAIT_MS)
+    page.wait_for_selector("canvas", timeout=WAIT_MS)
+    assert sideways_overflow(page) <= 1
+    page.screenshot(path=str(SCREENSHOTS / "submission-phone.png"), full_page=True)
+
+    page.goto(f"{live_server.url}/progress/")
+    assert page.locator(f"a[href='/submissions/{submission.pk}/']").count() >= 1
+    assert sideways_overflow(page) <= 1
+    assert errors == []
