@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -70,15 +70,26 @@ def staff(db: None) -> User:
     return _user("sam", is_staff=True, is_superuser=True)
 
 
+def unavailable(reason: str, *, required_by: str) -> NoReturn:
+    """Stop a test whose tool is missing: fail under the test command, skip (with `reason`) elsewhere.
+
+    `make test` installs Chromium, the front-end assets and bubblewrap and sets `required_by`
+    (GRADLAB_REQUIRE_BROWSER or GRADLAB_REQUIRE_SANDBOX) to 1, so there a missing tool is a
+    failure; a developer running pytest on a bare machine gets a skip that says what to install.
+    """
+    if os.environ.get(required_by) == "1":
+        pytest.fail(f"{reason} ({required_by}=1)")
+    pytest.skip(reason)
+
+
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    """A headless Chromium. Missing Chromium skips the test, except where GRADLAB_REQUIRE_BROWSER=1
-    (the test command sets it after installing Chromium), where it fails."""
+    """A headless Chromium (see `unavailable` for what happens when it is missing)."""
     if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: scripts/install-system-deps.sh installs Debian's chromium"
-        if os.environ.get("GRADLAB_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(
+            f"{CHROMIUM} is missing: scripts/install-system-deps.sh installs Debian's chromium",
+            required_by="GRADLAB_REQUIRE_BROWSER",
+        )
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from django.utils import timezone
 
 from dashboard import live, selectors
 from grader.models import Exercise, Submission, SubmissionDiagnosis, SubmissionStatus
+from gradlab.redis_embedded import ensure_redis
 from quizzes.models import Lesson, QuizAttempt, QuizQuestion
 from tests.conftest import PASSWORD
 
@@ -376,20 +378,20 @@ def test_cached_figures_are_reused_until_a_recompute_is_asked_for(
 # --- Live status -----------------------------------------------------------------------
 
 
-def test_queue_depth_reads_the_redis_list_length() -> None:
+def test_queue_depth_reads_the_redis_list_length(tmp_path: Path) -> None:
     import redis
 
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/15")
+    # The machine's Redis, or an embedded one when none answers.
+    handle = ensure_redis("redis://127.0.0.1:6379/15", tmp_path)
+    client = redis.Redis.from_url(handle.url)
     try:
         client.delete("dashboard-test-queue")
         client.rpush("dashboard-test-queue", "a", "b", "c")
-    except redis.RedisError:
-        pytest.skip("no Redis on 127.0.0.1:6379")
-    try:
-        depth = live.queue_depth("dashboard-test-queue", url="redis://127.0.0.1:6379/15")
+        depth = live.queue_depth("dashboard-test-queue", url=handle.url)
         assert (depth.available, depth.depth) == (True, 3)
     finally:
         client.delete("dashboard-test-queue")
+        handle.stop()
 
 
 def test_queue_depth_says_unavailable_when_redis_is_down() -> None:

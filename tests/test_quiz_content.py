@@ -16,6 +16,7 @@ from gradlab.contentio import ContentReport
 from quizzes.models import Lesson, QuestionKind, QuizAttempt, QuizQuestion
 from quizzes.parameterized import variant_for
 from quizzes.quiz_content import SLOT, load_quizzes, parse_quiz_file
+from tests.conftest import unavailable
 
 LESSON_SLUGS = [
     "backpropagation",
@@ -342,7 +343,10 @@ def test_quiz_markdown_has_no_stray_dollar_sign() -> None:
 def test_every_formula_in_the_quizzes_renders_in_katex() -> None:
     bundle = katex_bundle()
     if bundle is None or not Path("/usr/bin/chromium").exists():
-        pytest.skip("needs katex.min.js (scripts/build-assets.sh builds static/vendor/) and Debian's chromium")
+        unavailable(
+            "needs katex.min.js (scripts/build-assets.sh builds static/vendor/) and Debian's chromium",
+            required_by="GRADLAB_REQUIRE_BROWSER",
+        )
     from playwright.sync_api import sync_playwright
 
     formulas, _ = quiz_formulas()
