@@ -289,6 +289,10 @@ def diagnose_array(
         if candidate.value is None:
             continue
         value = np.asarray(candidate.value, dtype=np.float64)
+        if not got_array.any() and value.shape == got_array.shape and _negligible(value, expected_array):
+            # A mistake whose gradient is all zeros (batch norm's dx without dout) cannot be
+            # told apart from code that never computed anything: say what is seen instead.
+            continue
         if value.shape == got_array.shape and matches(got_array, value):
             return _diagnosis(
                 output, candidate, expected=expected_array, got=got_array, hints=hints, lesson_url=lesson_url
@@ -302,6 +306,12 @@ def diagnose_array(
     elif not np.isfinite(got_array).all():
         title = f"{output} has NaN or infinite entries"
         why = f"{int((~np.isfinite(got_array)).sum())} entries of {output} are NaN or infinite."
+    elif not got_array.any():
+        title = f"{output} is all zeros"
+        why = (
+            f"Every entry of {output} is 0, while the expected gradient is not: is it still the "
+            "starter code's placeholder (np.zeros_like), or is it never written to?"
+        )
     else:
         from grader.gradcheck import rel_error
 
@@ -313,6 +323,12 @@ def diagnose_array(
         )
     unknown = Candidate(Mistake.UNKNOWN, title, why, None)
     return _diagnosis(output, unknown, expected=expected_array, got=got_array, hints=hints, lesson_url=lesson_url)
+
+
+def _negligible(value: np.ndarray, expected: np.ndarray) -> bool:
+    """True when `value` is zero up to rounding, on the scale of the expected gradient."""
+    scale = float(np.abs(expected).max(initial=0.0)) if expected.size else 0.0
+    return bool(np.all(np.isfinite(value))) and float(np.abs(value).max(initial=0.0)) <= 1e-9 * max(scale, 1e-300)
 
 
 def _diagnosis(

@@ -57,7 +57,7 @@ def test_import_creates_exercises_linked_to_their_lessons_with_rendered_statemen
     assert linear.signature.startswith("linear_backward(dout, x, w, b)")
     assert '<span class="math"' in linear.statement_html
     assert 'href="/lessons/backpropagation/#mathematical-foundations"' in linear.statement_html
-    assert "raise NotImplementedError" in linear.starter_code
+    assert "dw = np.zeros_like(w)" in linear.starter_code
     assert "dout.sum(axis=0)" in linear.reference_solution
     assert linear.spec["kind"] == "linear-backward"
     assert linear.spec["tolerances"]["gradient_rel"] == 1e-6

@@ -57,8 +57,8 @@ def test_the_reference_solution_is_accepted(engine: Engine, folder: Path) -> Non
 def test_the_starter_code_is_not_accepted(engine: Engine, folder: Path) -> None:
     parsed = parse_exercise_folder(folder)
     result = engine.grade(parsed.spec, parsed.starter)
-    assert result.verdict == Verdict.RUNTIME_ERROR
-    assert "NotImplementedError" in result.feedback
+    assert result.verdict == Verdict.WRONG_ANSWER
+    assert "is all zeros" in result.feedback
 
 
 @pytest.mark.parametrize(

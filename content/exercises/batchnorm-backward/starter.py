@@ -16,4 +16,8 @@ def batchnorm_backward(dout, x, gamma, beta, eps):
         (dx, dgamma, dbeta) with shapes (N, D), (D,), (D,).
         Do not modify the inputs.
     """
-    raise NotImplementedError
+    # Your code here. The zeros below only have the right shapes: replace each with its gradient.
+    dx = np.zeros_like(x)
+    dgamma = np.zeros_like(gamma)
+    dbeta = np.zeros_like(beta)
+    return dx, dgamma, dbeta

@@ -17,4 +17,8 @@ def conv2d_backward(dout, x, w, b, stride, pad):
         (dx, dw, db) with shapes (N, C, H, W), (F, C, HH, WW), (F,).
         Do not modify the inputs.
     """
-    raise NotImplementedError
+    # Your code here. The zeros below only have the right shapes: replace each with its gradient.
+    dx = np.zeros_like(x)
+    dw = np.zeros_like(w)
+    db = np.zeros_like(b)
+    return dx, dw, db

@@ -14,4 +14,8 @@ def linear_backward(dout, x, w, b):
         (dx, dw, db) with shapes (N, D), (D, M), (M,), float64.
         Do not modify the inputs.
     """
-    raise NotImplementedError
+    # Your code here. The zeros below only have the right shapes: replace each with its gradient.
+    dx = np.zeros_like(x)
+    dw = np.zeros_like(w)
+    db = np.zeros_like(b)
+    return dx, dw, db

@@ -14,4 +14,6 @@ def maxpool2d_backward(dout, x, pool, stride):
     Returns:
         dx with shape (N, C, H, W).  Do not modify the inputs.
     """
-    raise NotImplementedError
+    # Your code here. The zeros below only have the right shapes: replace each with its gradient.
+    dx = np.zeros_like(x)
+    return dx

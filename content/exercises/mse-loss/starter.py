@@ -12,4 +12,7 @@ def mse_loss(pred, target):
         (loss, dpred): loss a float, dpred = dL/dpred shaped like pred, float64.
         Do not modify the inputs.
     """
-    raise NotImplementedError
+    # Your code here. The zeros below only have the right shapes: replace each with its gradient.
+    loss = 0.0
+    dpred = np.zeros_like(pred)
+    return loss, dpred

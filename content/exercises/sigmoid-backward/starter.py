@@ -11,4 +11,6 @@ def sigmoid_backward(dout, x):
     Returns:
         dx = dL/dx, float64, shaped like x. Do not modify the inputs.
     """
-    raise NotImplementedError
+    # Your code here. The zeros below only have the right shapes: replace each with its gradient.
+    dx = np.zeros_like(x)
+    return dx

@@ -15,4 +15,7 @@ def simple_nn_backward(params, x, y):
         (loss, grads): loss a float; grads a dict with the same keys as params,
         each a float64 array shaped like its parameter. Do not modify the inputs.
     """
-    raise NotImplementedError
+    # Your code here. The zeros below only have the right shapes: replace each with its gradient.
+    loss = 0.0
+    grads = {name: np.zeros_like(value) for name, value in params.items()}
+    return loss, grads

@@ -12,4 +12,7 @@ def softmax_cross_entropy(logits, y):
         (loss, dlogits): loss a float, dlogits = dL/dlogits of shape (N, C), float64.
         Do not modify the inputs.
     """
-    raise NotImplementedError
+    # Your code here. The zeros below only have the right shapes: replace each with its gradient.
+    loss = 0.0
+    dlogits = np.zeros_like(logits)
+    return loss, dlogits
