@@ -10,15 +10,13 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 from django.core.wsgi import get_wsgi_application
-from django.utils import timezone
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from grader import services
 from grader.auth import api_token_create
-from grader.models import Exercise, Submission
-from tests.submission_helpers import exercise_from_folder
+from grader.models import Exercise
+from tests.submission_helpers import exercise_from_folder, no_enqueue  # noqa: F401 (an autouse fixture)
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis (PyPI) generates the requests")
 
@@ -28,15 +26,6 @@ EXAMPLES_PER_OPERATION = 40
 @pytest.fixture
 def exercise(db: None) -> Exercise:
     return exercise_from_folder("linear-backward")
-
-
-@pytest.fixture(autouse=True)
-def no_enqueue(monkeypatch: pytest.MonkeyPatch) -> None:
-    def record(submission: Submission) -> bool:
-        Submission.objects.filter(pk=submission.pk).update(enqueued_at=timezone.now())
-        return True
-
-    monkeypatch.setattr(services, "submission_enqueue", record)
 
 
 @pytest.fixture
