@@ -6,7 +6,7 @@ Usage: ``.venv/bin/python bench/bench_sandbox.py [--sessions 300] [--starts 30] 
     source), make one trivial call, close it (kill and reap); p50/p95 over ``--sessions``;
 (b) a fresh interpreter importing NumPy (what every submission would pay without a zygote),
     p50 over ``--starts``, with one BLAS thread as the sandbox uses.
-Prints the ratio (a) p50 / (b) p50 (DESIGN.md's target: at most 0.25) and appends the figures, the
+Prints the ratio (a) p50 / (b) p50 (the budget in docs/performance.md: at most 0.25) and appends the figures, the
 date, the machine and the isolation level to docs/benchmarks.md under "## Sandbox overhead".
 """
 
@@ -39,7 +39,7 @@ What one submission pays with a warm sandbox: a control round trip to the zygote
 the child's lock-down (own session, closed fds, rlimits, NO_NEW_PRIVS, the seccomp program compiled once
 in the zygote and loaded with one prctl); reading, compiling and executing the source; one call over the
 pipes; then kill and reap. No interpreter start and no NumPy import: those happen once per worker, in the
-zygote inside bubblewrap (last row). DESIGN.md's target is a p50 ratio of at most 0.25.
+zygote inside bubblewrap (last row). The budget (docs/performance.md) is a p50 ratio of at most 0.25.
 """
 
 

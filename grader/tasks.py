@@ -1,4 +1,4 @@
-"""Celery tasks of the grading queue. They take an id and call a service (grader/services.py).
+"""Celery tasks of the grading queue. They take an id and call a service (grader/services.py, grader/validation.py).
 
 Delivery guarantees come from the settings (acks_late, reject_on_worker_lost,
 prefetch 1, a visibility timeout above the hard time limit) and are repeated on the
@@ -12,10 +12,10 @@ import logging
 from typing import Any
 
 from celery import Task, shared_task
-from celery.signals import worker_init, worker_process_init
+from celery.signals import task_postrun, worker_init, worker_process_init
 from django.conf import settings
 
-from grader import services
+from grader import heartbeat, services, validation
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,19 @@ def sweep_submissions() -> dict[str, list[int]]:
     return services.submission_sweep().to_json()
 
 
+@shared_task(
+    name="grader.tasks.validate_exercise",
+    # The workers consume the grading queue only; a validation is a handful of gradings.
+    queue=settings.GRADING_QUEUE,
+    soft_time_limit=settings.GRADING_SOFT_TIME_LIMIT_S,
+    time_limit=settings.GRADING_HARD_TIME_LIMIT_S,
+    ignore_result=True,
+)
+def validate_exercise(exercise_id: int) -> dict[str, Any]:
+    """Grade an exercise's reference solution and known-wrong variants (saved in the admin); store the outcome."""
+    return validation.exercise_validation_run(exercise_id)
+
+
 # Time a new pool process may take to start (Celery's default, 4 s, is too short for a
 # process that starts its sandbox while the others do the same on a busy machine).
 PROCESS_START_TIMEOUT_S = 30.0
@@ -86,3 +99,26 @@ def warm_engine(**kwargs: Any) -> None:
     except Exception:
         # The first task will try again and report the error on its submission.
         logger.exception("could not warm the grading engine")
+    heartbeat.start_heartbeat()
+
+
+@task_postrun.connect(weak=False)
+def beat_after_task(**kwargs: Any) -> None:
+    """Report this process's isolation and restarts for /metrics as soon as a task ends."""
+    heartbeat.worker_heartbeat()
+
+
+@shared_task(
+    name="grader.tasks.run_example",
+    queue=settings.GRADING_QUEUE,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.GRADING_SOFT_TIME_LIMIT_S,
+    time_limit=settings.GRADING_HARD_TIME_LIMIT_S,
+    ignore_result=True,
+)
+def run_example(run_id: int) -> dict[str, Any]:
+    """Run one "Run on an example" request (grader/example_services.py)."""
+    from grader.example_services import example_run_execute
+
+    return {"example_run": run_id, "ran": example_run_execute(run_id)}

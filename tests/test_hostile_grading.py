@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +23,6 @@ from grader.verdicts import Verdict
 pytestmark = pytest.mark.sandbox
 
 EXERCISES = Path(__file__).resolve().parent.parent / "content" / "exercises"
-SECRET = "gradlab-grading-sentinel-" + secrets.token_hex(8)
 # linear_backward with dw transposed back into shape: right shapes, wrong values.
 WRONG_DW = "dw = (x.T @ dout) * 0.5"
 RIGHT = "dw = x.T @ dout"
@@ -41,17 +38,10 @@ def linear_backward(dout, x, w, b):
 """
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Engine]:
-    os.environ["GRADLAB_TEST_GRADING_SECRET"] = SECRET
-    yield Engine.get()
-    os.environ.pop("GRADLAB_TEST_GRADING_SECRET", None)
-
-
 def grade(engine: Engine, source: str, slug: str = "linear-backward") -> GradeResult:
     result = engine.grade(ExerciseSpec.from_folder(EXERCISES / slug), source)
     shown = json.dumps(result.to_json())
-    assert SECRET not in shown
+    assert os.environ["GRADLAB_TEST_GRADING_SECRET"] not in shown  # planted by the engine fixture
     assert settings.SECRET_KEY not in shown
     return result
 
@@ -72,7 +62,7 @@ def test_patching_numpy_comparisons_does_not_make_a_wrong_gradient_pass(engine: 
     ) + LINEAR.format(dw=WRONG_DW).replace("import numpy as np\n", "")
     result = grade(engine, source)
     assert result.verdict == Verdict.WRONG_ANSWER
-    assert result.diagnosis[0]["output"] == "dw"
+    assert result.diagnosis[0].output == "dw"
     assert_next_grading_is_normal(engine)
 
 
@@ -116,7 +106,7 @@ def test_being_right_only_on_the_first_calls_fails_the_training_run(engine: Engi
     )
     result = grade(engine, source)
     assert result.verdict == Verdict.WRONG_ANSWER
-    assert not next(check for check in result.checks if check["name"] == "training")["passed"]
+    assert not next(check for check in result.checks if check.name == "training").passed
     assert_next_grading_is_normal(engine)
 
 
@@ -174,3 +164,41 @@ def test_state_left_by_one_submission_does_not_reach_the_next(engine: Engine) ->
     assert_next_grading_is_normal(engine)
     attention = (EXERCISES / "attention-backward" / "solution.py").read_text()
     assert grade(engine, attention, "attention-backward").verdict == Verdict.ACCEPTED
+
+
+TELLS_THE_PHASE = """\
+import numpy as np
+
+
+def in_checks():
+    # The runner's frame holds the request: the checks ask for the inputs back, the training run does not.
+    try:
+        raise RuntimeError
+    except RuntimeError as error:
+        frame = error.__traceback__.tb_frame
+    while frame is not None:
+        header = frame.f_locals.get("header")
+        if isinstance(header, dict) and "return_inputs" in header:
+            return bool(header["return_inputs"])
+        frame = frame.f_back
+    raise AssertionError("no request found")
+
+
+def linear_backward(dout, x, w, b):
+    dx, dw, db = dout @ w.T, x.T @ dout, dout.sum(axis=0)
+    if in_checks() == {wrong_in_checks}:
+        print("wrong here")
+        dw = dw * 1.5
+    return dx, dw, db
+"""
+
+
+@pytest.mark.parametrize("wrong_in_checks", [False, True], ids=["wrong only in training", "wrong only in the checks"])
+def test_telling_the_checks_from_the_training_run_apart_gains_nothing(engine: Engine, wrong_in_checks: bool) -> None:
+    """A submission can tell the phases apart exactly (from the runner's frame); each phase still holds on its own."""
+    result = grade(engine, TELLS_THE_PHASE.format(wrong_in_checks=wrong_in_checks))
+    assert "wrong here" in result.stdout
+    assert result.verdict == Verdict.WRONG_ANSWER
+    failed = {check.name for check in result.checks if not check.passed}
+    assert failed == ({"autograd", "numerical", "edge_cases"} if wrong_in_checks else {"training"})
+    assert_next_grading_is_normal(engine)

@@ -12,7 +12,6 @@ import math
 import os
 import signal
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +27,6 @@ pytestmark = pytest.mark.sandbox
 
 FAST = Limits(cpu_time_s=1, wall_time_s=4, call_wall_time_s=2, memory_mib=256)
 HAS_BWRAP = os.access(BWRAP, os.X_OK)
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    box = Sandbox.start()
-    yield box
-    box.close()
 
 
 def run(sandbox: Sandbox, source: str, *args: object, name: str = "f", limits: Limits = FAST) -> Any:

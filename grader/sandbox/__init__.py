@@ -1,31 +1,47 @@
 """The grader's sandbox: learner code runs only in children forked from a warm, isolated zygote.
 
-Layers, outermost first (DESIGN.md, "Sandbox threat model"):
+Layers, outermost first (docs/sandbox.md holds the threat model):
 
-1. bubblewrap starts the zygote once per worker: user, PID, network, IPC, UTS and cgroup namespaces,
-   uid/gid 65534, no capabilities, an empty environment, ``--die-with-parent``, ``--new-session``; the
-   root holds only ``/usr`` (read-only), the interpreter, NumPy and the two runner files under ``/opt``
-   (read-only), ``/proc``, a minimal ``/dev`` and a 16 MiB tmpfs ``/tmp`` (emptied between sessions).
-2. Per submission the zygote forks a child that, before reading any learner code, starts its own
-   session and process group, keeps only its pipes (the protocol ones moved to high fd numbers), sets
-   rlimits (CPU, address space, data, file size, open files, processes/threads, no core), NO_NEW_PRIVS,
-   non-dumpable, and a seccomp filter (no sockets, exec, fork, ptrace, signals to others, mounts,
-   namespaces, privilege changes, io_uring, bpf...).
+1. bubblewrap starts the zygote once per worker (``layout``): user, PID, network, IPC, UTS and cgroup
+   namespaces, uid/gid 65534, no capabilities, an empty environment, ``--die-with-parent``; the root
+   holds only ``/usr`` (read-only), the interpreter, NumPy and the two runner files under ``/opt``.
+2. Per submission the zygote forks a child (``runner``) that, before reading any learner code, starts
+   its own session, keeps only its pipes, enters a private world (own IPC and mount namespaces, fresh
+   size-capped ``/tmp`` and ``/dev/shm``, ``/dev`` read-only, ``/proc`` covered), drops every
+   capability, sets rlimits, NO_NEW_PRIVS, non-dumpable, and a seccomp filter. Everything it makes
+   goes when it dies; the zygote never cleans up after it.
 3. An import guard gives honest mistakes (``import torch``) a clear ``forbidden`` verdict; it is not a
    boundary, layers 1 and 2 are (tests/test_hostile_submissions.py bypasses it on purpose).
-4. The trusted side exchanges length-prefixed frames of JSON headers and raw array bytes with the
-   child (``wire``), with deadlines and size caps, rebuilding plain arrays; stdout and stderr come on
-   their own capped pipes; it never opens a path inside the sandbox. Every process of a session is
-   killed (process group, subreaper, PID namespace) when the session closes.
+4. The trusted side (``core``, ``control``, ``session``) exchanges length-prefixed frames of JSON
+   headers and raw array bytes with the child (``wire``), with deadlines and size caps; control
+   requests to the zygote carry ids, and any drift replaces the zygote.
 
-Without bubblewrap the same zygote runs as a plain process (``process`` isolation, loudly logged),
-still with rlimits, seccomp when it loads, and uid 65534 when started as root.
+Without bubblewrap (``process`` isolation, loudly logged) the zygote runs as a plain process started
+by root; children build the same private world and run as uid 65534, or the sandbox refuses to start.
 
-Modules: ``core`` (trusted side), ``runner`` (sandbox side, stdlib + NumPy only), ``wire`` (the
-pickle-free message format, shared by both). Public API: Sandbox, Session, Limits, SandboxError,
-SandboxUnavailable, IsolationTooLow.
+Public API: Sandbox, Session, Limits, SandboxError, SandboxUnavailable, IsolationTooLow.
 """
 
-from grader.sandbox.core import IsolationTooLow, Limits, Sandbox, SandboxError, SandboxUnavailable, Session
+from grader.sandbox.core import Sandbox
+from grader.sandbox.limits import (
+    IsolationTooLow,
+    Limits,
+    SandboxBroken,
+    SandboxError,
+    SandboxLost,
+    SandboxUnavailable,
+    Tries,
+)
+from grader.sandbox.session import Session
 
-__all__ = ["IsolationTooLow", "Limits", "Sandbox", "SandboxError", "SandboxUnavailable", "Session"]
+__all__ = [
+    "IsolationTooLow",
+    "Limits",
+    "Sandbox",
+    "SandboxBroken",
+    "SandboxError",
+    "SandboxLost",
+    "SandboxUnavailable",
+    "Session",
+    "Tries",
+]
