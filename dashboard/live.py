@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from grader.models import Submission
@@ -84,15 +85,38 @@ def live_workers(timeout_s: float = PING_TIMEOUT_S) -> WorkerReport:
     return WorkerReport(available=True, workers=workers_with_isolation(hostnames))
 
 
+def _machine(name: str) -> str:
+    """The machine of a Celery node name ('celery@web-1' -> 'web-1') or of a row's worker ('web-1:4242')."""
+    host = name.rpartition("@")[2]
+    return host.rpartition(":")[0] if ":" in host else host
+
+
 def workers_with_isolation(hostnames: list[str]) -> list[Worker]:
-    """Attach to each hostname the isolation of its latest grading in the last day. Two queries."""
+    """Attach to each node the isolation of the latest grading on its machine in the last day. Two queries.
+
+    A node answers pings as `name@machine`, while a submission records the pool process that
+    graded it as `machine:pid`; they meet on the machine.
+    """
     since = timezone.now() - ISOLATION_LOOKBACK
-    recent = Submission.objects.filter(worker__in=hostnames, finished_at__gte=since).order_by()
-    latest = dict(recent.values_list("worker").annotate(last=Max("finished_at")))
+    machines = sorted({_machine(hostname) for hostname in hostnames})
+    matches = Q(worker__in=hostnames)
+    for machine in machines:
+        matches |= Q(worker__startswith=f"{machine}:")
+    recent = Submission.objects.filter(matches, finished_at__gte=since).order_by()
+    latest: dict[str, Any] = {}
     isolation: dict[str, str] = {}
+    rows = recent.values_list("worker").annotate(last=Max("finished_at"))
+    per_worker = {worker: last for worker, last in rows}
+    for worker, last in per_worker.items():
+        machine = _machine(worker)
+        if machine not in latest or last > latest[machine]:
+            latest[machine] = last
     if latest:
-        rows = recent.filter(finished_at__in=list(latest.values())).values_list("worker", "finished_at", "isolation")
-        for worker, finished_at, level in rows:
-            if latest.get(worker) == finished_at:
-                isolation[worker] = level
-    return [Worker(hostname, isolation.get(hostname, ""), latest.get(hostname)) for hostname in hostnames]
+        found = recent.filter(finished_at__in=list(latest.values())).values_list("worker", "finished_at", "isolation")
+        for worker, finished_at, level in found:
+            if latest.get(_machine(worker)) == finished_at:
+                isolation[_machine(worker)] = level
+    return [
+        Worker(hostname, isolation.get(_machine(hostname), ""), latest.get(_machine(hostname)))
+        for hostname in hostnames
+    ]

@@ -1,4 +1,4 @@
-"""Reads behind the staff dashboard: every figure is computed by the database.
+"""Reads behind the staff dashboard: every figure about submissions, computed by the database.
 
 Each selector runs a fixed number of queries (one or two) whatever the number of
 submissions, and returns plain dataclasses that the page and the CSV export share.
@@ -10,8 +10,8 @@ Speed at 100,000 submissions comes from the indexes (grader.models.Submission.Me
 every query here reads the narrow `submission_dashboard_idx` (window columns and
 phase timestamps), `submission_ex_verdict_idx` or `submission_user_ex_time_idx`
 rather than the wide rows; the diagnoses come from the SubmissionDiagnosis table
-written with each wrong answer, not from the result JSON. `figures_compute` shares
-the per-(exercise, verdict) counts and the per-learner counts between the tables.
+written with each wrong answer, not from the result JSON. `dashboard.figures.figures_compute`
+shares the per-(exercise, verdict) counts and the per-learner counts between the tables.
 
 On SQLite, which has no percentile aggregate, latency percentiles are taken in
 Python over the durations of the `LATENCY_SAMPLE_SIZE` most recently created
@@ -20,30 +20,26 @@ finished submissions of the window (a bounded query).
 
 from __future__ import annotations
 
-import math
-import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
-from typing import Any, TypeVar
+from typing import Any
 
-from django.conf import settings
-from django.core.cache import cache
-from django.db import connection, transaction
-from django.db.models import Case, Count, FloatField, Func, IntegerField, Max, Min, Q, When
-from django.db.models.expressions import Combinable
-from django.db.models.fields import DateField, Field
-from django.utils import timezone
+from django.db import connection
+from django.db.models import Count, Max, Min, Q
 
+from dashboard.aggregates import (
+    DayOf,
+    PercentileCont,
+    SecondsBetween,
+    Window,
+    is_postgres,
+    median_of_histogram,
+)
 from grader.models import Exercise, Submission, SubmissionDiagnosis, SubmissionStatus
 from grader.verdicts import Verdict
-from quizzes.models import QuizAttempt, QuizQuestion
-
-T = TypeVar("T")
+from gradlab.stats import percentile
 
 INCIDENT_VERDICTS = (
     Verdict.FORBIDDEN,
@@ -55,128 +51,7 @@ INCIDENT_VERDICTS = (
 LEARNER_VERDICTS = tuple(verdict for verdict in Verdict if verdict != Verdict.INTERNAL_ERROR)
 VERDICT_VALUES = frozenset(verdict.value for verdict in Verdict)
 LATENCY_SAMPLE_SIZE = 20_000
-DISCRIMINATION_GROUP_SHARE = 0.27
-TOP_DIAGNOSES_PER_EXERCISE = 5
 RECENT_INCIDENTS = 20
-DEFAULT_CACHE_S = 60
-INDEX_RANDOM_PAGE_COST = 1.1
-
-
-# --- Helpers ------------------------------------------------------------------------
-
-
-class DayOf(Func):
-    """The UTC calendar date of a timestamp, in SQL on both backends.
-
-    Django's TruncDate calls a Python function per row on SQLite; SQLite's own
-    date() reads the stored UTC text directly.
-    """
-
-    output_field = DateField()
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(compiler, connection, template="date(%(expressions)s)", **extra)
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(compiler, connection, template="((%(expressions)s) AT TIME ZONE 'UTC')::date", **extra)
-
-
-class SecondsBetween(Func):
-    """`end - start` in seconds as a float (NULL if either is NULL)."""
-
-    output_field = FloatField()
-    arity = 2
-
-    def __init__(self, start: str | Combinable, end: str | Combinable) -> None:
-        super().__init__(end, start)
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        # Django stores 'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC: whole seconds from
-        # strftime, microseconds from the text (julianday() would round to milliseconds).
-        end, start = (compiler.compile(expression) for expression in self.get_source_expressions())
-        sql = (
-            f"((CAST(strftime('%%s', {end[0]}) AS REAL) + CAST(substr({end[0]}, 20) AS REAL))"
-            f" - (CAST(strftime('%%s', {start[0]}) AS REAL) + CAST(substr({start[0]}, 20) AS REAL)))"
-        )
-        return sql, [*end[1], *end[1], *start[1], *start[1]]
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        end, start = (compiler.compile(expression) for expression in self.get_source_expressions())
-        # date_part returns double precision; EXTRACT returns numeric (slower) since PostgreSQL 14.
-        return f"date_part('epoch', {end[0]} - {start[0]})", [*end[1], *start[1]]
-
-
-class PercentileCont(Func):
-    """PostgreSQL's `percentile_cont(ARRAY[fractions]) WITHIN GROUP (ORDER BY expression)`: one sort, a list back."""
-
-    contains_aggregate = True
-    output_field = Field()  # no converter: psycopg already returns a list of floats
-
-    def __init__(self, expression: Any, fractions: Sequence[float]) -> None:
-        super().__init__(expression)
-        self.fractions = [float(fraction) for fraction in fractions]
-
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:  # type: ignore[override]
-        inner, params = compiler.compile(self.get_source_expressions()[0])
-        fractions = ", ".join(repr(fraction) for fraction in self.fractions)
-        return f"percentile_cont(ARRAY[{fractions}]::float8[]) WITHIN GROUP (ORDER BY {inner})", params
-
-
-def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
-    """Linear-interpolated percentile of sorted values (the definition of SQL's percentile_cont)."""
-    if not sorted_values:
-        return None
-    position = (len(sorted_values) - 1) * fraction
-    low = math.floor(position)
-    high = min(low + 1, len(sorted_values) - 1)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
-
-
-def median_of_histogram(histogram: dict[int, int]) -> float | None:
-    """Median (percentile_cont 0.5) of values given as {value: how many times}."""
-    total = sum(histogram.values())
-    if not total:
-        return None
-
-    def nth(index: int) -> int:
-        seen = 0
-        for value in sorted(histogram):
-            seen += histogram[value]
-            if index < seen:
-                return value
-        raise IndexError(index)
-
-    position = (total - 1) / 2
-    low, high = nth(math.floor(position)), nth(math.ceil(position))
-    return low + (high - low) * (position - math.floor(position))
-
-
-def _is_postgres() -> bool:
-    return connection.vendor == "postgresql"
-
-
-@dataclass(frozen=True)
-class Window:
-    """The period the dashboard looks at: the last `days` days, or everything (days=None)."""
-
-    days: int | None
-    now: datetime
-
-    @property
-    def since(self) -> datetime | None:
-        return None if self.days is None else self.now - timedelta(days=self.days)
-
-    def submissions(self) -> Any:
-        rows = Submission.objects.order_by()
-        return rows if self.since is None else rows.filter(created_at__gte=self.since)
-
-    @property
-    def label(self) -> str:
-        return "all time" if self.days is None else f"last {self.days} days"
-
-
-def window_of(days: int | None, now: datetime | None = None) -> Window:
-    return Window(days=days, now=now or timezone.now())
 
 
 # --- Submissions over time ----------------------------------------------------------
@@ -191,7 +66,7 @@ class DayCount:
 
 def submissions_per_day(window: Window) -> list[DayCount]:
     """Submissions and accepted submissions per UTC day, every day of the window (zeros included)."""
-    if _is_postgres():
+    if is_postgres():
         return _submissions_per_day_postgres(window)
     rows = (
         window.submissions()
@@ -226,17 +101,18 @@ def _submissions_per_day_postgres(window: Window) -> list[DayCount]:
     lows = [start if window.since is None else max(start, window.since) for start in starts]
     highs = [start + timedelta(days=1) for start in starts]
     table = Submission._meta.db_table
+    learner_sql, learner_params = window.learner_sql("s.user_id")
     sql = f"""
         SELECT d.n, c.total, c.accepted
         FROM unnest(%s::timestamptz[], %s::timestamptz[]) WITH ORDINALITY AS d(low, high, n)
         CROSS JOIN LATERAL (
             SELECT COUNT(*) AS total, COUNT(*) FILTER (WHERE s.verdict = %s) AS accepted
-            FROM {table} s WHERE s.created_at >= d.low AND s.created_at < d.high
+            FROM {table} s WHERE s.created_at >= d.low AND s.created_at < d.high{learner_sql}
         ) c
     """  # noqa: S608 - the table name comes from the model, values are parameters
     counts: dict[int, tuple[int, int]] = {}
     with connection.cursor() as cursor:
-        cursor.execute(sql, [lows, highs, Verdict.ACCEPTED.value])
+        cursor.execute(sql, [lows, highs, Verdict.ACCEPTED.value, *learner_params])
         for index, total, accepted in cursor.fetchall():
             counts[int(index) - 1] = (int(total), int(accepted))
     return [DayCount(day, *counts.get(index, (0, 0))) for index, day in enumerate(days)]
@@ -321,10 +197,13 @@ def window_counts(window: Window) -> WindowCounts:
     }
     table = Submission._meta.db_table
     params: list[Any] = [Verdict.ACCEPTED.value]
-    since_sql = ""
+    since_sql = "WHERE 1 = 1"
     if window.since is not None:
         since_sql = "WHERE created_at >= %s"
         params.append(connection.ops.adapt_datetimefield_value(window.since))
+    learner_sql, learner_params = window.learner_sql()
+    since_sql += learner_sql
+    params += learner_params
     # One row per (learner, exercise) of the window, then per exercise; the row with a
     # NULL exercise carries the distinct learners of the whole window.
     sql = f"""
@@ -390,7 +269,8 @@ def attempts_to_first_accept(window: Window) -> dict[int, dict[int, int]]:
     """
     table = Submission._meta.db_table
     having_sql = ""
-    params: list[Any] = [Verdict.ACCEPTED.value]
+    learner_sql, learner_params = window.learner_sql()
+    params: list[Any] = [Verdict.ACCEPTED.value, *learner_params]
     if window.since is not None:
         having_sql = "HAVING MIN(created_at) >= %s"
         params.append(connection.ops.adapt_datetimefield_value(window.since))
@@ -403,7 +283,7 @@ def attempts_to_first_accept(window: Window) -> dict[int, dict[int, int]]:
                       AND s.created_at <= firsts.first_at) AS attempts
             FROM (
                 SELECT user_id, exercise_id, MIN(created_at) AS first_at
-                FROM {table} WHERE verdict = %s GROUP BY user_id, exercise_id {having_sql}
+                FROM {table} WHERE verdict = %s{learner_sql} GROUP BY user_id, exercise_id {having_sql}
             ) firsts
         ) pairs
         GROUP BY pairs.exercise_id, pairs.attempts
@@ -432,9 +312,10 @@ class DiagnosisCount:
 
 
 def common_diagnoses(
-    window: Window, per_exercise: int = TOP_DIAGNOSES_PER_EXERCISE, wrong: dict[int, int] | None = None
+    window: Window, per_exercise: int | None = None, wrong: dict[int, int] | None = None
 ) -> list[DiagnosisCount]:
-    """The most frequent (output, mistake) diagnoses of wrong answers, per exercise, most frequent first.
+    """Every (output, mistake) diagnosis of wrong answers, per exercise: named mistakes first, most
+    frequent first, then "unknown" ones; `per_exercise` keeps only the first n of each exercise.
 
     A submission counts once per (output, mistake) however many entries repeat it.
     Counted from SubmissionDiagnosis (one row per distinct pair of a wrong answer,
@@ -444,6 +325,8 @@ def common_diagnoses(
     rows = SubmissionDiagnosis.objects.order_by()
     if window.since is not None:
         rows = rows.filter(created_at__gte=window.since)
+    if window.course_id is not None:
+        rows = rows.filter(submission__user_id__in=window.learners())
     counted = rows.values_list("exercise_id", "output", "mistake").annotate(count=Count("*"))
     if wrong is None:
         wrong = dict(
@@ -460,7 +343,11 @@ def common_diagnoses(
     order = {exercise_id: index for index, (exercise_id, _) in enumerate(exercises)}
     result: list[DiagnosisCount] = []
     for exercise_id in sorted(by_exercise, key=lambda key: order.get(key, len(order))):
-        top = sorted(by_exercise[exercise_id], key=lambda item: (-item[2], item[1], item[0]))[:per_exercise]
+        # Named mistakes first (most frequent first), "unknown" after them: a named mistake is what
+        # an instructor can teach against; "unknown" first used to push them off the list.
+        top = sorted(by_exercise[exercise_id], key=lambda item: (item[1] == "unknown", -item[2], item[1], item[0]))
+        if per_exercise is not None:
+            top = top[:per_exercise]
         total_wrong = wrong.get(exercise_id, 0) or 1
         result.extend(
             DiagnosisCount(exercise_id, slugs.get(exercise_id, "?"), output, mistake, count, count / total_wrong)
@@ -518,7 +405,7 @@ def grading_latency(window: Window) -> list[PhaseLatency]:
     """
     finished = window.submissions().filter(finished_at__isnull=False)
     durations = {phase.key: SecondsBetween(phase.start, phase.end) for phase in PHASES}
-    if _is_postgres():
+    if is_postgres():
         aggregates: dict[str, Any] = {}
         for phase in PHASES:
             aggregates[f"{phase.key}_count"] = Count(durations[phase.key])
@@ -550,11 +437,18 @@ def grading_latency(window: Window) -> list[PhaseLatency]:
 # --- Incidents and totals -----------------------------------------------------------
 
 
-def sandbox_incidents(limit: int = RECENT_INCIDENTS) -> list[Submission]:
-    """The latest submissions the sandbox stopped (forbidden, or a limit hit), newest first. One query."""
+def sandbox_incidents(limit: int = RECENT_INCIDENTS, course_id: int | None = None) -> list[Submission]:
+    """The latest submissions the sandbox stopped (forbidden, or a limit hit), newest first. One query.
+
+    With `course_id`, only those of the course's enrolled learners.
+    """
+    rows = Submission.objects.filter(verdict__in=[verdict.value for verdict in INCIDENT_VERDICTS])
+    if course_id is not None:
+        from courses.models import Enrollment
+
+        rows = rows.filter(user_id__in=Enrollment.objects.filter(course_id=course_id).values("user_id"))
     return list(
-        Submission.objects.filter(verdict__in=[verdict.value for verdict in INCIDENT_VERDICTS])
-        .select_related("user", "exercise")
+        rows.select_related("user", "exercise")
         .only(
             "id",
             "verdict",
@@ -607,204 +501,3 @@ def in_flight() -> InFlight:
         running=Count("id", filter=Q(status=SubmissionStatus.RUNNING)),
     )
     return InFlight(**row)
-
-
-@dataclass(frozen=True)
-class Figures:
-    """Every aggregate of the dashboard for one window, computed together (and cached together)."""
-
-    window: Window
-    computed_at: datetime
-    compute_ms: float
-    totals: Totals
-    per_day: list[DayCount]
-    exercises: list[ExerciseStats]
-    diagnoses: list[DiagnosisCount]
-    latency: list[PhaseLatency]
-    quiz: list[QuestionStats]
-
-
-@contextmanager
-def planner_for_cached_indexes() -> Iterator[None]:
-    """A transaction whose PostgreSQL planner prices index pages as cached.
-
-    The default random_page_cost (4, a spinning disk) makes a full-window index-only
-    scan look dearer than reading the wide table; the dashboard's indexes are small
-    and cached, and reading them is 2-3x faster. SET LOCAL ends with the transaction.
-    """
-    if not _is_postgres():
-        # Nothing to tune; and SQLite's IMMEDIATE transactions (settings) would make two
-        # readers wait for each other.
-        yield
-        return
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL random_page_cost = {INDEX_RANDOM_PAGE_COST}")
-        yield
-
-
-def _second_connection_sees_the_data() -> bool:
-    """True on PostgreSQL and on a SQLite file; an in-memory SQLite database lives in one connection."""
-    if _is_postgres():
-        return True
-    name = str(connection.settings_dict.get("NAME") or "")
-    return connection.vendor == "sqlite" and bool(name) and ":memory:" not in name and "mode=memory" not in name
-
-
-def _on_own_connection(selector: Callable[[Window], T], window: Window) -> T:
-    """`selector(window)` in a worker thread, on that thread's own connection (closed after)."""
-    try:
-        with planner_for_cached_indexes():
-            return selector(window)
-    finally:
-        connection.close()
-
-
-def figures_compute(window: Window) -> Figures:
-    """Run every aggregate selector for `window` (about a dozen queries, whatever the row count).
-
-    On PostgreSQL or a SQLite file, outside a transaction, the latency percentiles (the
-    one aggregate that must sort every duration of the window) and the per-day counts run
-    at the same time on connections of their own, so the database works on two cores
-    (SQLite releases the GIL while it runs a query); inside a transaction (tests, or a
-    caller's atomic block) another connection could not see uncommitted rows, so
-    everything runs in turn on this one.
-    """
-    started = time.perf_counter()
-    concurrent = _second_connection_sees_the_data() and not connection.in_atomic_block
-    with ThreadPoolExecutor(max_workers=2) if concurrent else nullcontext() as pool:
-        pending_latency = pool.submit(_on_own_connection, grading_latency, window) if pool else None
-        pending_per_day = pool.submit(_on_own_connection, submissions_per_day, window) if pool else None
-        with planner_for_cached_indexes():
-            counts = window_counts(window)
-            window_totals = totals(window, counts)
-            exercises = exercise_stats(window, counts)
-            diagnoses = common_diagnoses(window, wrong=counts.wrong_answers())
-            quiz = quiz_question_stats()
-            per_day = pending_per_day.result() if pending_per_day else submissions_per_day(window)
-            latency = pending_latency.result() if pending_latency else grading_latency(window)
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    return Figures(window, timezone.now(), elapsed_ms, window_totals, per_day, exercises, diagnoses, latency, quiz)
-
-
-def dashboard_figures(days: int | None, *, refresh: bool = False) -> Figures:
-    """The figures of the last `days` days, from the cache when computed less than DASHBOARD_CACHE_S ago.
-
-    Aggregating 100,000 rows takes the database a fraction of a second per table;
-    several staff members opening the page, and its reloads, share one computation.
-    `refresh` recomputes now. DASHBOARD_CACHE_S = 0 turns the cache off.
-    """
-    ttl = int(getattr(settings, "DASHBOARD_CACHE_S", DEFAULT_CACHE_S))
-    key = f"dashboard:figures:v1:{days}"
-    if ttl > 0 and not refresh:
-        cached = cache.get(key)
-        if isinstance(cached, Figures):
-            return cached
-    figures = figures_compute(window_of(days))
-    if ttl > 0:
-        cache.set(key, figures, ttl)
-    return figures
-
-
-# --- Quiz questions ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class QuestionStats:
-    """Item analysis of one quiz question.
-
-    `percent_correct`: of the learners who answered it, the share whose best attempt
-    is correct. `discrimination`: share correct in the upper group minus share
-    correct in the lower group, where the groups are the top and bottom 27% of the
-    learners who took the lesson's quiz, ranked by their total quiz score (sum of
-    best scores); a learner in a group who skipped the question counts as not
-    correct. None when fewer than two learners took the quiz.
-    """
-
-    question_id: int
-    lesson_slug: str
-    key: str
-    kind: str
-    learners: int
-    correct: int
-    discrimination: float | None
-    group_size: int
-
-    @property
-    def percent_correct(self) -> float | None:
-        return 100 * self.correct / self.learners if self.learners else None
-
-
-def quiz_question_stats() -> list[QuestionStats]:
-    """QuestionStats for every active question, in lesson and question order. Two queries."""
-    questions = list(
-        QuizQuestion.objects.filter(is_active=True)
-        .select_related("lesson")
-        .only("id", "key", "kind", "order", "lesson__slug", "lesson__order")
-        .order_by("lesson__order", "lesson__slug", "order", "key")
-    )
-    best_rows = (
-        QuizAttempt.objects.filter(question__is_active=True)
-        .values_list("user_id", "question_id", "question__lesson_id")
-        .annotate(
-            best=Max("score"), correct=Max(Case(When(is_correct=True, then=1), default=0, output_field=IntegerField()))
-        )
-        .order_by()
-    )
-    best: dict[tuple[int, int], bool] = {}
-    totals_by_lesson: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
-    for user_id, question_id, lesson_id, score, is_right in best_rows:
-        best[(user_id, question_id)] = bool(is_right)
-        totals_by_lesson[lesson_id][user_id] += float(score)
-
-    groups: dict[int, tuple[set[int], set[int], int]] = {}
-    for lesson_id, scores in totals_by_lesson.items():
-        groups[lesson_id] = discrimination_groups(scores)
-
-    learners: dict[int, int] = defaultdict(int)
-    correct: dict[int, int] = defaultdict(int)
-    for (_, question_id), is_correct in best.items():
-        learners[question_id] += 1
-        correct[question_id] += int(is_correct)
-
-    result = []
-    for question in questions:
-        upper, lower, size = groups.get(question.lesson_id, (set(), set(), 0))
-        discrimination = None
-        if size:
-            upper_correct = sum(1 for user_id in upper if best.get((user_id, question.pk)))
-            lower_correct = sum(1 for user_id in lower if best.get((user_id, question.pk)))
-            discrimination = (upper_correct - lower_correct) / size
-        result.append(
-            QuestionStats(
-                question.pk,
-                question.lesson.slug,
-                question.key,
-                question.kind,
-                learners[question.pk],
-                correct[question.pk],
-                discrimination,
-                size,
-            )
-        )
-    return result
-
-
-def discrimination_groups(scores: dict[int, float]) -> tuple[set[int], set[int], int]:
-    """(upper group, lower group, group size) of learners ranked by total score.
-
-    Each group holds round(27% of the learners), at least one, and never overlaps
-    the other; ties are broken by user id so the split is deterministic.
-    """
-    if len(scores) < 2:
-        return set(), set(), 0
-    ranked = sorted(scores, key=lambda user_id: (-scores[user_id], user_id))
-    size = min(max(1, round(DISCRIMINATION_GROUP_SHARE * len(ranked))), len(ranked) // 2)
-    return set(ranked[:size]), set(ranked[-size:]), size
-
-
-def rows_for_csv(items: Iterable[Any], columns: Sequence[tuple[str, Any]]) -> Iterable[list[Any]]:
-    """Header row, then one row per item; `columns` are (header, function of the item)."""
-    yield [header for header, _ in columns]
-    for item in items:
-        yield [getter(item) for _, getter in columns]

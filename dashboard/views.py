@@ -1,4 +1,4 @@
-"""The staff dashboard (with a CSV export of each table) and the learner's progress page."""
+"""The staff dashboard, with a CSV export of each table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -16,9 +15,16 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from dashboard import live, selectors
-from dashboard.progress import learner_progress, submission_url
+from dashboard.aggregates import Window, window_of
+from dashboard.figures import dashboard_figures
+from dashboard.quiz_stats import quiz_question_stats
+from grader.verdicts import Verdict
 from gradlab.apps import INSTRUCTOR_GROUP
+from gradlab.csvsafe import csv_row
+from lessons.progress import submission_url
 
+# "What learners get wrong" shows this many diagnoses of an exercise; the rest open with "show all".
+DIAGNOSES_SHOWN = 5
 WINDOW_CHOICES: dict[str, int | None] = {"7": 7, "30": 30, "90": 90, "all": None}
 DEFAULT_WINDOW = "30"
 
@@ -58,11 +64,32 @@ def _number(value: float | None, digits: int = 1) -> str:
 
 
 @dataclass(frozen=True)
+class DiagnosisGroup:
+    """One exercise's diagnoses on the page: the first DIAGNOSES_SHOWN, and the others behind "show all"."""
+
+    exercise_slug: str
+    shown: list[Any]
+    more: list[Any]
+
+    @property
+    def count(self) -> int:
+        return len(self.shown) + len(self.more)
+
+
+def diagnosis_groups(diagnoses: Iterable[Any], shown: int = DIAGNOSES_SHOWN) -> list[DiagnosisGroup]:
+    """Group the diagnoses (already in page order) by exercise, keeping every one of them."""
+    grouped: dict[str, list[Any]] = {}
+    for row in diagnoses:
+        grouped.setdefault(row.exercise_slug, []).append(row)
+    return [DiagnosisGroup(slug, rows[:shown], rows[shown:]) for slug, rows in grouped.items()]
+
+
+@dataclass(frozen=True)
 class Table:
     """One exportable table: its rows (from a window) and its CSV columns."""
 
     title: str
-    rows: Callable[[selectors.Window], Sequence[Any]]
+    rows: Callable[[Window], Sequence[Any]]
     columns: Sequence[tuple[str, Callable[[Any], Any]]]
 
 
@@ -71,7 +98,7 @@ def _verdict_count(verdict: str) -> Callable[[Any], Any]:
 
 
 def _verdict_columns() -> list[tuple[str, Callable[[Any], Any]]]:
-    return [(verdict.value, _verdict_count(verdict.value)) for verdict in selectors.Verdict]
+    return [(verdict.value, _verdict_count(verdict.value)) for verdict in Verdict]
 
 
 TABLES: dict[str, Table] = {
@@ -122,7 +149,7 @@ TABLES: dict[str, Table] = {
     ),
     "incidents": Table(
         "Sandbox incidents",
-        lambda window: selectors.sandbox_incidents(),
+        lambda window: selectors.sandbox_incidents(course_id=window.course_id),
         [
             ("submission", lambda r: r.pk),
             ("created_at", lambda r: r.created_at.isoformat()),
@@ -135,7 +162,7 @@ TABLES: dict[str, Table] = {
     ),
     "quiz": Table(
         "Quiz questions",
-        lambda window: selectors.quiz_question_stats(),
+        lambda window: quiz_question_stats(course_id=window.course_id),
         [
             ("lesson", lambda r: r.lesson_slug),
             ("question", lambda r: r.key),
@@ -158,25 +185,48 @@ class _Echo:
 
 def csv_response(name: str, rows: Iterable[list[Any]]) -> StreamingHttpResponse:
     writer = csv.writer(_Echo())
-    response = StreamingHttpResponse((writer.writerow(row) for row in rows), content_type="text/csv; charset=utf-8")
+    lines = (writer.writerow(csv_row(row)) for row in rows)  # cells a spreadsheet would run get escaped
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d")
     response["Content-Disposition"] = f'attachment; filename="gradlab-{name}-{stamp}.csv"'
     return response
 
 
+def _course_filter(request: HttpRequest) -> tuple[list[Any], Any]:
+    """(the courses the user may filter on, the chosen one or None). Superusers may pick any course,
+    others the courses they are staff of; any other `?course=` is a 404."""
+    from courses.models import Course
+
+    courses = Course.objects.order_by("title")
+    if not request.user.is_superuser:
+        courses = courses.filter(staff__user_id=int(request.user.pk or 0)).distinct()
+    choices = list(courses)
+    slug = request.GET.get("course", "")
+    if not slug:
+        return choices, None
+    chosen = next((course for course in choices if course.slug == slug), None)
+    if chosen is None:
+        raise Http404("No such course (or not one of yours).")
+    return choices, chosen
+
+
 @staff_or_instructor_required
-def dashboard(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
-    """The dashboard page; `?format=csv&table=<name>` returns one table as CSV instead."""
-    if request.GET.get("format") == "csv":
-        return dashboard_csv(request, request.GET.get("table", ""))
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """The dashboard page (each table also downloads as CSV from `dashboard_csv`)."""
     key = _window_key(request)
-    figures = selectors.dashboard_figures(WINDOW_CHOICES[key], refresh=request.GET.get("refresh") == "1")
-    incidents = selectors.sandbox_incidents()
+    courses, course = _course_filter(request)
+    figures = dashboard_figures(
+        WINDOW_CHOICES[key], refresh=request.GET.get("refresh") == "1", course_id=course.pk if course else None
+    )
+    incidents = selectors.sandbox_incidents(course_id=course.pk if course else None)
     context = {
         "figures": figures,
         "window": figures.window,
         "window_key": key,
         "window_choices": list(WINDOW_CHOICES),
+        "courses": courses,
+        "course": course,
+        "course_query": f"&course={course.slug}" if course else "",
         "totals": figures.totals,
         "in_flight": selectors.in_flight(),
         "per_day": figures.per_day,
@@ -186,7 +236,7 @@ def dashboard(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
             "accepted": [row.accepted for row in figures.per_day],
         },
         "exercises": figures.exercises,
-        "diagnoses": figures.diagnoses,
+        "diagnoses": diagnosis_groups(figures.diagnoses),
         "latency": figures.latency,
         "incidents": [(incident, submission_url(incident.pk)) for incident in incidents],
         "quiz": figures.quiz,
@@ -201,8 +251,9 @@ def dashboard_csv(request: HttpRequest, table: str) -> HttpResponse | StreamingH
     spec = TABLES.get(table)
     if spec is None:
         raise Http404("no such table")
-    window = selectors.window_of(WINDOW_CHOICES[_window_key(request)])
-    return csv_response(table, selectors.rows_for_csv(spec.rows(window), spec.columns))
+    _, course = _course_filter(request)
+    window = window_of(WINDOW_CHOICES[_window_key(request)], course_id=course.pk if course else None)
+    return csv_response(table, rows_for_csv(spec.rows(window), spec.columns))
 
 
 @staff_or_instructor_required
@@ -214,7 +265,8 @@ def dashboard_live(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/live_page.html", context)
 
 
-@login_required
-def progress(request: HttpRequest) -> HttpResponse:
-    """The signed-in learner's own progress (nobody else's: there is no user parameter)."""
-    return render(request, "dashboard/progress.html", {"progress": learner_progress(request.user)})  # type: ignore[arg-type]
+def rows_for_csv(items: Iterable[Any], columns: Sequence[tuple[str, Any]]) -> Iterable[list[Any]]:
+    """Header row, then one row per item; `columns` are (header, function of the item)."""
+    yield [header for header, _ in columns]
+    for item in items:
+        yield [getter(item) for _, getter in columns]

@@ -46,7 +46,11 @@ def rel_error(a: Any, b: Any) -> float:
         return 0.0
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         return float("inf")
-    errors = np.abs(a - b) / np.maximum(DENOMINATOR_FLOOR, np.abs(a) + np.abs(b))
+    # Both halved (exact for float64 down to the subnormals): the difference and the sum of two
+    # finite values near float64's largest overflowed to inf, and inf / inf is NaN, which
+    # Python's max() and `<=` let through as if it passed.
+    half_a, half_b = 0.5 * a, 0.5 * b
+    errors = np.abs(half_a - half_b) / np.maximum(0.5 * DENOMINATOR_FLOOR, np.abs(half_a) + np.abs(half_b))
     return float(errors.max())
 
 
@@ -125,6 +129,54 @@ def numerical_derivatives(
     return derivatives
 
 
+@dataclass
+class CentralDifferences:
+    """Central differences of one gradient array at its sampled coordinates: what the learner's values are held to."""
+
+    output: str
+    key: str | None  # the array's key in a dict output (one level deep), or None
+    name: str  # as shown: `dw`, or `grads['fc1.weight']`
+    coordinates: list[tuple[int, ...]]
+    numerical: list[float]
+
+
+def central_differences(
+    function: Callable[[dict[str, Any]], float],
+    inputs: dict[str, Any],
+    expected: dict[str, Any],
+    names: dict[str, str],
+    *,
+    rng: np.random.Generator,
+    samples: int,
+    step: float = STEP,
+) -> list[CentralDifferences]:
+    """Sample `samples` coordinates per gradient array and take central differences of `function` there.
+
+    `names` maps each output name to the input it is the gradient of; `expected` (the
+    autograd values) only guides which coordinates are sampled. Dict inputs are walked
+    leaf by leaf. Nothing here depends on the learner's values: they are compared after.
+    """
+    differences = []
+    for output, of in names.items():
+        for key, display, expected_leaf in _leaves_of(output, expected[output]):
+            coordinates = sample_coordinates(np.asarray(expected_leaf, dtype=np.float64), rng, samples)
+            path = (of,) if key is None else (of, key)
+            numerical = numerical_derivatives(function, inputs, path, coordinates, step=step)
+            differences.append(CentralDifferences(output, key, display, coordinates, numerical))
+    return differences
+
+
+def compare_numerically(differences: list[CentralDifferences], got: dict[str, Any]) -> list[NumericalComparison]:
+    """The learner's gradients `got` at the sampled coordinates, against the central differences there."""
+    comparisons = []
+    for difference in differences:
+        leaf = got[difference.output] if difference.key is None else got[difference.output][difference.key]
+        array = np.asarray(leaf, dtype=np.float64)
+        analytic = [float(array[index]) for index in difference.coordinates]
+        comparisons.append(NumericalComparison(difference.name, difference.coordinates, difference.numerical, analytic))
+    return comparisons
+
+
 def check_numerically(
     function: Callable[[dict[str, Any]], float],
     inputs: dict[str, Any],
@@ -136,31 +188,18 @@ def check_numerically(
     samples: int,
     step: float = STEP,
 ) -> list[NumericalComparison]:
-    """Compare the learner's gradients `got` with central differences at `samples` coordinates per array.
-
-    `names` maps each output name to the input it is the gradient of; `expected` (the
-    autograd values) only guides which coordinates are sampled. Dict inputs are walked
-    leaf by leaf.
-    """
-    comparisons = []
-    for output, of in names.items():
-        for path, display, expected_leaf, got_leaf in _paired_leaves(output, of, expected[output], got[output]):
-            expected_array = np.asarray(expected_leaf, dtype=np.float64)
-            got_array = np.asarray(got_leaf, dtype=np.float64)
-            coordinates = sample_coordinates(expected_array, rng, samples)
-            numerical = numerical_derivatives(function, inputs, path, coordinates, step=step)
-            analytic = [float(got_array[index]) for index in coordinates]
-            comparisons.append(NumericalComparison(display, coordinates, numerical, analytic))
-    return comparisons
+    """Compare the learner's gradients `got` with central differences at `samples` coordinates per array."""
+    differences = central_differences(function, inputs, expected, names, rng=rng, samples=samples, step=step)
+    return compare_numerically(differences, got)
 
 
-def _paired_leaves(output: str, of: str, expected: Any, got: Any) -> Iterator[tuple[tuple[str, ...], str, Any, Any]]:
-    """(input path, display name, expected, got) per array; dict outputs (one level deep) per key."""
+def _leaves_of(output: str, expected: Any) -> Iterator[tuple[str | None, str, Any]]:
+    """(dict key or None, display name, expected array) per array; dict outputs (one level deep) per key."""
     if isinstance(expected, dict):
         for key in expected:
-            yield (of, key), f"{output}[{key!r}]", expected[key], got[key]
+            yield key, f"{output}[{key!r}]", expected[key]
     else:
-        yield (of,), output, expected, got
+        yield None, output, expected
 
 
 def _copy(value: Any) -> Any:

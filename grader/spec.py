@@ -18,8 +18,14 @@ Keys (the contract with exercise authors):
     allowed_imports: [numpy, math]   # optional; modules the submission may import
     limits: {wall_time_s: 20}        # optional; overrides of grader.sandbox.Limits fields
     training: {steps: 25, lr: 0.1}   # optional; overrides of the kind's training run
+    hints:                           # optional; exactly three Markdown strings, revealed one by one
+      - "The idea: ..."              #   on request: the idea, then shapes and the chain rule,
+      - "Shapes: ..."                #   then the formula (Exercise.hints; grader/hints.py)
+      - "Formula: ..."
 
-Parsing raises `ContentInvalid(message, line)` for the first problem found.
+Parsing raises `SpecInvalid(message, line)` for the first problem found. This module
+needs neither Django nor the content pipeline: the loader (grader/content.py), the admin
+and the `grade` command catch SpecInvalid and report it their own way.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from gradlab.contentio import ContentInvalid, parse_yaml
+from gradlab.slugs import is_slug
 
 if TYPE_CHECKING:
     from grader.kinds.base import Kind
@@ -39,12 +45,33 @@ if TYPE_CHECKING:
     from grader.sandbox import Limits
 
 SPEC_FILE = "exercise.yaml"
-SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MODULE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 DIFFICULTIES = ("EASY", "MEDIUM", "HARD")
 DEFAULT_IMPORTS = ("numpy", "math")
 REQUIRED = ("slug", "title", "lesson", "order", "difficulty", "kind", "function", "signature")
-OPTIONAL = ("tolerances", "numerical_samples", "allowed_imports", "limits", "training")
+OPTIONAL = ("tolerances", "numerical_samples", "allowed_imports", "limits", "training", "hints")
+HINT_COUNT = 3
+HINT_MAX_CHARS = 4000
+
+
+class SpecInvalid(ValueError):
+    """A problem in an exercise spec: `message` is for the author, `line` is its line in exercise.yaml if known."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+def _parse_yaml(text: str) -> Any:
+    """Parse YAML; a syntax error becomes SpecInvalid with the line it was found on."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        raise SpecInvalid(f"invalid YAML: {error.problem or error}", 1 + mark.line if mark else 1) from None
+    except yaml.YAMLError as error:
+        raise SpecInvalid(f"invalid YAML: {error}", 1) from None
 
 
 @dataclass(frozen=True)
@@ -72,6 +99,7 @@ class ExerciseSpec:
     limits: dict[str, float | int] = field(default_factory=dict)
     training_steps: int | None = None
     training_lr: float | None = None
+    hints: tuple[str, ...] = ()
 
     # --- Construction -------------------------------------------------------------
 
@@ -80,20 +108,20 @@ class ExerciseSpec:
         """Read and validate `folder/exercise.yaml`; the slug must equal the folder's name."""
         path = folder / SPEC_FILE
         if not path.is_file():
-            raise ContentInvalid(f"missing {SPEC_FILE}")
+            raise SpecInvalid(f"missing {SPEC_FILE}")
         text = path.read_text(encoding="utf-8")
         spec = cls.from_yaml(text)
         if spec.slug != folder.name:
-            raise ContentInvalid(
+            raise SpecInvalid(
                 f"slug '{spec.slug}' does not match the folder's name ({folder.name})", _key_lines(text).get("slug")
             )
         return spec
 
     @classmethod
     def from_yaml(cls, text: str) -> ExerciseSpec:
-        data = parse_yaml(text)
+        data = _parse_yaml(text)
         if not isinstance(data, dict):
-            raise ContentInvalid(f"{SPEC_FILE} must be a mapping of keys to values", 1)
+            raise SpecInvalid(f"{SPEC_FILE} must be a mapping of keys to values", 1)
         return cls.from_dict(data, _key_lines(text))
 
     @classmethod
@@ -118,12 +146,12 @@ class ExerciseSpec:
     def from_dict(cls, data: dict[str, Any], lines: dict[str, int]) -> ExerciseSpec:
         from grader.kinds import KINDS
 
-        def fail(key: str, message: str) -> ContentInvalid:
-            return ContentInvalid(message, lines.get(key, 1))
+        def fail(key: str, message: str) -> SpecInvalid:
+            return SpecInvalid(message, lines.get(key, 1))
 
         missing = [key for key in REQUIRED if key not in data]
         if missing:
-            raise ContentInvalid(f"missing key(s): {', '.join(missing)}", 1)
+            raise SpecInvalid(f"missing key(s): {', '.join(missing)}", 1)
         unknown = [key for key in data if key not in REQUIRED + OPTIONAL]
         if unknown:
             raise fail(unknown[0], f"unknown key '{unknown[0]}' (known: {', '.join(REQUIRED + OPTIONAL)})")
@@ -131,7 +159,7 @@ class ExerciseSpec:
             if not isinstance(data[key], str) or not data[key].strip():
                 raise fail(key, f"'{key}' must be text (got {data[key]!r})")
         slug = data["slug"].strip()
-        if not SLUG_PATTERN.match(slug):
+        if not is_slug(slug):
             raise fail("slug", f"slug '{slug}' must be lower-case words joined by hyphens")
         order = data["order"]
         if isinstance(order, bool) or not isinstance(order, int) or order < 0:
@@ -157,6 +185,7 @@ class ExerciseSpec:
             raise fail("allowed_imports", "'allowed_imports' must be a list of module names")
         limits = _limits(data.get("limits"), fail)
         steps, lr = _training(data.get("training"), fail)
+        hints = _hints(data.get("hints"), fail)
         return cls(
             slug=slug,
             title=data["title"].strip(),
@@ -172,6 +201,7 @@ class ExerciseSpec:
             limits=limits,
             training_steps=steps,
             training_lr=lr,
+            hints=hints,
         )
 
     # --- Use ----------------------------------------------------------------------
@@ -208,6 +238,8 @@ class ExerciseSpec:
             training["lr"] = self.training_lr
         if training:
             data["training"] = training
+        if self.hints:
+            data["hints"] = list(self.hints)
         return data
 
 
@@ -268,3 +300,22 @@ def _training(value: Any, fail: Any) -> tuple[int | None, float | None]:
     if lr is not None and not _positive_number(lr):
         raise fail("training", "training 'lr' must be a positive number")
     return steps, (float(lr) if lr is not None else None)
+
+
+def _hints(value: Any, fail: Any) -> tuple[str, ...]:
+    """No hints, or exactly HINT_COUNT non-empty Markdown strings (idea, shapes and chain rule, formula)."""
+    if value is None:
+        return ()
+    if (
+        not isinstance(value, list)
+        or len(value) != HINT_COUNT
+        or not all(isinstance(text, str) and text.strip() for text in value)
+    ):
+        raise fail(
+            "hints",
+            f"'hints' must be a list of exactly {HINT_COUNT} Markdown texts "
+            "(the idea, then shapes and the chain rule, then the formula)",
+        )
+    if any(len(text) > HINT_MAX_CHARS for text in value):
+        raise fail("hints", f"each hint must be at most {HINT_MAX_CHARS} characters")
+    return tuple(value)

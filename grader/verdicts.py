@@ -1,6 +1,6 @@
 """Names shared by the grader engine, the database and the API (no Django here).
 
-The verdict strings are a public contract (DESIGN.md, "Grading contract").
+The verdict strings are a public contract (docs/result.md).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ INSTRUCTOR_GROUP = "instructor"
 # granted on the next `migrate`. Learners' data (reads, attempts, submissions) and
 # auth users are deliberately absent.
 INSTRUCTOR_CONTENT_MODELS = (
-    ("quizzes", "lesson"),
+    ("lessons", "lesson"),
     ("quizzes", "quizquestion"),
     ("grader", "exercise"),
     ("grader", "knownwrongvariant"),
@@ -59,5 +59,5 @@ class GradlabConfig(AppConfig):
     def ready(self) -> None:
         # No sender: this app has no models, so Django sends it no post_migrate of its
         # own. Running after every app's migrate also picks up permissions that
-        # django.contrib.auth has just created for quizzes and grader.
+        # django.contrib.auth has just created for lessons, quizzes and grader.
         post_migrate.connect(instructor_group_sync, dispatch_uid="gradlab.instructor_group_sync")

@@ -3,4 +3,4 @@ from django.apps import AppConfig
 
 class QuizzesConfig(AppConfig):
     name = "quizzes"
-    verbose_name = "Lessons and quizzes"
+    verbose_name = "Quizzes"

@@ -1,397 +1,374 @@
-"""Lesson loader for `manage.py import_content`: `content/lessons/<slug>.md` -> Lesson rows.
+"""Loader for `content/quizzes/<lesson-slug>.yaml` (listed in settings.CONTENT_LOADERS).
 
-File format (the contract with lesson authors): `---` YAML front matter `---`, then
-Markdown. Front-matter keys: slug (equal to the file's name, which keeps slugs unique),
-title, difficulty (EASY, MEDIUM or HARD), order (an integer), summary, question,
-related (slugs of other lessons), references (a list of {title, url}); any other key
-is kept in `Lesson.extra`. The body must have a `## Answer` section (the short
-answer); the rest (`## Explanation` with its `###` subsections, `## References`,
-`## Related questions`) is the explanation.
+A quiz file is a mapping with a list of questions, `questions`, and optionally the quiz's
+attempt policy, `attempts`:
 
-What the loader guarantees:
-- every file is validated; each problem is recorded with the file and the line it is
-  on, and the other files carry on;
-- HTML is rendered here, once (gradlab.markdown), never per request: `short_answer_html`
-  from the Answer section, `body_html` from everything after it, with the front
-  matter's references added as links at the end of the References section and the
-  Related questions section moved last (the lesson page puts the related lessons'
-  cards right after it);
-- `body_md` keeps the body exactly as authored;
-- re-importing an unchanged file changes nothing and reports it `unchanged` (the hash
-  covers the file's text and the renderer's version);
-- a lesson whose file was removed is kept, never deleted: learners' reads, quiz
-  attempts and exercises point at it. The import reports it once and then clears its
-  `source_path`, so from then on it is a lesson owned by the admin; delete it there if
-  it should go.
+    attempts:                          # optional; fixed questions only (choice, numeric, matrix)
+      max: 3                           # attempts per question, 1 to 10, until it is right
+      credits: [1, 0.5, 0.25]          # what attempt 1, 2, ... can earn: from 0 to 1, never increasing,
+                                       # at most one per attempt (the last repeats); default [1]
+    questions:
+      - key: chain-rule-order          # unique in the file, a slug
+        type: single_choice            # single_choice | multiple_choice | numeric | matrix | parameterized
+        prompt: |                      # Markdown with $math$
+          ...
+        choices:                       # choice types: text + correct, in display order
+          - text: ...
+            correct: true
+        answer: 0.25                   # numeric: a number; matrix: a list, or a list of rows
+        tolerance: {absolute: 0.01}    # numeric and matrix: absolute and/or relative
+        generator: linear_backward_dw  # parameterized: a name from quizzes/parameterized.py;
+                                       # its values fill the prompt's {{name}} slots
+        explanation: |                 # Markdown shown after answering
+          ...
+
+Every problem is reported with the file and line; a bad file is skipped whole and
+the others still load. Writing upserts by (lesson, key); a question that left its
+file is retired (hidden), never deleted, so learners' attempts survive. The file is the
+source of the policy too: `attempts` sets the lesson's QuizPolicy, and a file without it
+removes the row, so the defaults apply (3 attempts earning 1, 1/2, 1/4; quizzes/models.py).
+Parameterized questions are never limited: each attempt has new numbers.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+import numpy as np
 import yaml
 
-from gradlab.contentio import ContentInvalid, ContentReport, content_hash, split_front_matter
-from gradlab.markdown import RENDERER_VERSION, render_markdown
-from quizzes.models import Difficulty, Lesson
+from contentsync.files import ContentInvalid, ContentReport, content_hash
+from gradlab.markdown import render_markdown as site_render
+from gradlab.slugs import is_slug
+from lessons.models import Lesson
+from quizzes.models import QuestionKind, QuizPolicy, QuizQuestion, policy_problem
+from quizzes.parameterized import GENERATORS, variant_for
 
-LESSON_FOLDER = "lessons"
-LESSON_SUFFIX = ".md"
-SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-REQUIRED_KEYS: dict[str, str] = {
-    "slug": "text",
-    "title": "text",
-    "difficulty": "text",
-    "order": "an integer",
-    "summary": "text",
-    "question": "text",
-    "related": "a list of lesson slugs",
-    "references": "a list of {title, url}",
+QUIZ_FOLDER = "quizzes"
+LINE_KEY = "__line__"
+SLOT = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+CHOICE_KEYS = "abcdefghij"
+# The seed used at import to check a generator fills every slot of its prompt.
+VALIDATION_SEED = 0
+
+COMMON_FIELDS = {"key", "type", "prompt", "explanation"}
+FIELDS_BY_KIND = {
+    QuestionKind.SINGLE_CHOICE: {"choices"},
+    QuestionKind.MULTIPLE_CHOICE: {"choices"},
+    QuestionKind.NUMERIC: {"answer", "tolerance"},
+    QuestionKind.MATRIX: {"answer", "tolerance"},
+    QuestionKind.PARAMETERIZED: {"generator"},
 }
-ANSWER_HEADING = "Answer"
-REFERENCES_HEADING = "References"
-RELATED_HEADING = "Related questions"
-FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-SECTION_HEADING = re.compile(r"^## +(.+?)\s*#*\s*$")
-MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>!#|$~&])")
-URL_SCHEMES = {"http", "https"}
-MAX_TITLE_LENGTH = Lesson._meta.get_field("title").max_length or 200
 
 
-@dataclass
-class Section:
-    """A `## ` section of a lesson body: its heading text (None before the first heading)."""
-
-    heading: str | None
-    line: int
-    lines: list[str] = field(default_factory=list)
-
-    def markdown(self) -> str:
-        head = f"## {self.heading}\n" if self.heading is not None else ""
-        return head + "".join(self.lines)
+def render_markdown(text: str) -> str:
+    """Render Markdown to sanitized HTML with the site's renderer (math left to KaTeX in the browser)."""
+    return str(site_render(text))
 
 
-@dataclass
-class ParsedLesson:
-    """A lesson file that passed validation, ready to be written."""
+class _LineLoader(yaml.SafeLoader):
+    """A safe YAML loader that records, in every mapping, the line it starts on (1-based)."""
 
-    path: Path
-    slug: str
-    fields: dict[str, Any]
-    related: list[str]
-    related_line: int
-    digest: str
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        mapping = super().construct_mapping(node, deep=deep)
+        mapping[LINE_KEY] = node.start_mark.line + 1
+        return mapping
 
 
-def load_lessons(root: Path, report: ContentReport, *, write: bool) -> None:
-    """Validate every `root/lessons/*.md`; with `write`, upsert the valid ones by slug.
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _LineLoader.construct_mapping)
 
-    Problems go to `report.error(path, line, message)`; created, updated and unchanged
-    lessons to the report's lists (see the module docstring for the guarantees).
-    """
-    folder = root / LESSON_FOLDER
+
+def parse_quiz_yaml(text: str) -> Any:
+    """Parse a quiz file; a syntax error becomes ContentInvalid with its line."""
+    try:
+        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        raise ContentInvalid(f"invalid YAML: {error.problem or error}", mark.line + 1 if mark else 1) from None
+    except yaml.YAMLError as error:
+        raise ContentInvalid(f"invalid YAML: {error}", 1) from None
+
+
+def _line(data: dict[str, Any]) -> int:
+    return int(data.get(LINE_KEY, 1))
+
+
+def _text(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ContentInvalid(f"'{name}' must be non-empty text", _line(data))
+    return value.strip() + "\n"
+
+
+def _number(value: Any, what: str, line: int) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise ContentInvalid(f"{what} must be a finite number, not {value!r}", line)
+    return float(value)
+
+
+def _tolerance(data: dict[str, Any]) -> dict[str, float]:
+    line = _line(data)
+    raw = data.get("tolerance")
+    if not isinstance(raw, dict):
+        raise ContentInvalid("'tolerance' is required: a mapping with 'absolute' and/or 'relative'", line)
+    unknown = set(raw) - {"absolute", "relative", LINE_KEY}
+    if unknown:
+        raise ContentInvalid(f"unknown tolerance key(s): {', '.join(sorted(unknown))}", _line(raw))
+    result = {}
+    for name in ("absolute", "relative"):
+        value = _number(raw.get(name, 0.0), f"tolerance.{name}", _line(raw))
+        if value < 0:
+            raise ContentInvalid(f"tolerance.{name} must not be negative", _line(raw))
+        result[name] = value
+    return result
+
+
+def _choices(data: dict[str, Any], kind: QuestionKind) -> list[dict[str, Any]]:
+    line = _line(data)
+    raw = data.get("choices")
+    if not isinstance(raw, list) or not 2 <= len(raw) <= len(CHOICE_KEYS):
+        raise ContentInvalid(f"'choices' must be a list of 2 to {len(CHOICE_KEYS)} choices", line)
+    choices = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise ContentInvalid(f"choice {index + 1} must be a mapping with 'text' and optionally 'correct'", line)
+        unknown = set(item) - {"text", "correct", LINE_KEY}
+        if unknown:
+            raise ContentInvalid(f"choice {index + 1}: unknown key(s) {', '.join(sorted(unknown))}", _line(item))
+        correct = item.get("correct", False)
+        if not isinstance(correct, bool):
+            raise ContentInvalid(f"choice {index + 1}: 'correct' must be true or false", _line(item))
+        text = _text(item, "text")
+        choices.append(
+            {"key": CHOICE_KEYS[index], "text_md": text, "text_html": render_markdown(text), "correct": correct}
+        )
+    correct_count = sum(1 for choice in choices if choice["correct"])
+    if kind == QuestionKind.SINGLE_CHOICE and correct_count != 1:
+        raise ContentInvalid(f"a single_choice question needs exactly 1 correct choice, found {correct_count}", line)
+    if kind == QuestionKind.MULTIPLE_CHOICE and correct_count < 1:
+        raise ContentInvalid("a multiple_choice question needs at least 1 correct choice", line)
+    return choices
+
+
+def _matrix_answer(data: dict[str, Any]) -> list[Any]:
+    line = _line(data)
+    raw = data.get("answer")
+    if isinstance(raw, list) and raw and all(not isinstance(row, list) for row in raw):
+        return [_number(value, "every answer entry", line) for value in raw]
+    if isinstance(raw, list) and raw and all(isinstance(row, list) and row for row in raw):
+        width = len(raw[0])
+        if any(len(row) != width for row in raw):
+            raise ContentInvalid("every row of 'answer' must have the same number of entries", line)
+        return [[_number(value, "every answer entry", line) for value in row] for row in raw]
+    raise ContentInvalid("'answer' must be a list of numbers or a list of equally long rows", line)
+
+
+def _check_generator(data: dict[str, Any], prompt: str) -> str:
+    line = _line(data)
+    name = data.get("generator")
+    if not isinstance(name, str) or name not in GENERATORS:
+        known = ", ".join(sorted(GENERATORS))
+        raise ContentInvalid(f"unknown generator {name!r}; known generators: {known}", line)
+    values = variant_for(name, VALIDATION_SEED).values
+    slots = set(SLOT.findall(prompt))
+    missing = slots - set(values)
+    if missing:
+        raise ContentInvalid(
+            f"the prompt uses slot(s) {', '.join(sorted(missing))} that generator {name} does not fill "
+            f"(it fills: {', '.join(sorted(values))})",
+            line,
+        )
+    if not slots:
+        raise ContentInvalid("the prompt of a parameterized question must show the numbers: use {{name}} slots", line)
+    return name
+
+
+def parse_question(data: Any, index: int) -> dict[str, Any]:
+    """Validate one question mapping and return the field values of a QuizQuestion."""
+    if not isinstance(data, dict):
+        raise ContentInvalid(f"question {index + 1} must be a mapping")
+    line = _line(data)
+    key = data.get("key")
+    if not is_slug(key):
+        raise ContentInvalid(f"question {index + 1}: 'key' must be a slug like 'chain-rule-order', not {key!r}", line)
+    try:
+        kind = QuestionKind(str(data.get("type")))
+    except ValueError:
+        raise ContentInvalid(
+            f"question {key}: 'type' must be one of {', '.join(QuestionKind.values)}, not {data.get('type')!r}", line
+        ) from None
+    allowed = COMMON_FIELDS | FIELDS_BY_KIND[kind] | {LINE_KEY}
+    unknown = set(data) - allowed
+    if unknown:
+        raise ContentInvalid(f"question {key}: unknown key(s) for {kind.value}: {', '.join(sorted(unknown))}", line)
+    prompt = _text(data, "prompt")
+    explanation = _text(data, "explanation")
+    fields: dict[str, Any] = {
+        "kind": kind.value,
+        "order": index,
+        "prompt_md": prompt,
+        "prompt_html": "" if kind == QuestionKind.PARAMETERIZED else render_markdown(prompt),
+        "explanation_md": explanation,
+        "explanation_html": render_markdown(explanation),
+        "choices": [],
+        "answer": None,
+        "tolerance": {},
+        "generator": "",
+    }
+    if kind in (QuestionKind.SINGLE_CHOICE, QuestionKind.MULTIPLE_CHOICE):
+        fields["choices"] = _choices(data, kind)
+    elif kind == QuestionKind.NUMERIC:
+        fields["answer"] = _number(data.get("answer"), "'answer'", line)
+        fields["tolerance"] = _tolerance(data)
+    elif kind == QuestionKind.MATRIX:
+        fields["answer"] = _matrix_answer(data)
+        fields["tolerance"] = _tolerance(data)
+    else:
+        fields["generator"] = _check_generator(data, prompt)
+    return fields
+
+
+Policy = tuple[int, list[float]]  # (max attempts, credits)
+
+
+@dataclass(frozen=True)
+class QuizFile:
+    questions: list[tuple[str, dict[str, Any]]]
+    policy: Policy | None  # None: the file has no `attempts`, the defaults apply
+
+
+def parse_policy(raw: Any) -> Policy:
+    """Validate the file's `attempts` mapping; return (max attempts, credits) or raise ContentInvalid."""
+    if not isinstance(raw, dict):
+        raise ContentInvalid("'attempts' must be a mapping with 'max' and optionally 'credits'", None)
+    line = _line(raw)
+    unknown = set(raw) - {"max", "credits", LINE_KEY}
+    if unknown:
+        raise ContentInvalid(f"attempts: unknown key(s) {', '.join(sorted(unknown))} (known: max, credits)", line)
+    if "max" not in raw:
+        raise ContentInvalid("attempts: 'max' (how many attempts each fixed question allows) is required", line)
+    maximum, credits = raw["max"], raw.get("credits", [1])
+    problem = policy_problem(maximum, credits)
+    if problem:
+        raise ContentInvalid(f"attempts: {problem}", line)
+    return int(maximum), [float(credit) for credit in credits]
+
+
+def parse_quiz(text: str) -> QuizFile:
+    """Validate a whole quiz file: its questions, (key, fields) each, and its policy; or raise ContentInvalid."""
+    document = parse_quiz_yaml(text)
+    if not isinstance(document, dict) or not isinstance(document.get("questions"), list):
+        raise ContentInvalid("a quiz file is a mapping with a 'questions' list", 1)
+    unknown = set(document) - {"questions", "attempts", LINE_KEY}
+    if unknown:
+        raise ContentInvalid(f"unknown top-level key(s): {', '.join(sorted(unknown))} (known: attempts, questions)", 1)
+    policy = None
+    if "attempts" in document:
+        try:
+            policy = parse_policy(document["attempts"])
+        except ContentInvalid as problem:
+            raise ContentInvalid(problem.message, problem.line or _line(document)) from None
+    if not document["questions"]:
+        raise ContentInvalid("the quiz has no questions", 1)
+    questions: list[tuple[str, dict[str, Any]]] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(document["questions"]):
+        fields = parse_question(raw, index)
+        key = raw["key"]
+        if key in seen:
+            raise ContentInvalid(f"question key '{key}' is used twice (first on line {seen[key]})", _line(raw))
+        seen[key] = _line(raw)
+        questions.append((key, fields))
+    return QuizFile(questions=questions, policy=policy)
+
+
+def parse_quiz_file(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """Validate a whole quiz file; return (key, fields) per question or raise ContentInvalid."""
+    return parse_quiz(text).questions
+
+
+def _lesson_for(path: Path, root: Path, *, write: bool) -> Lesson | None:
+    slug = path.stem
+    lesson = Lesson.objects.filter(slug=slug).first()
+    if lesson is None and (write or not (root / "lessons" / f"{slug}.md").exists()):
+        raise ContentInvalid(
+            f"no lesson '{slug}': a quiz file is named after its lesson (content/lessons/{slug}.md)", None
+        )
+    return lesson
+
+
+def load_quizzes(root: Path, report: ContentReport, *, write: bool) -> None:
+    """Validate every `root/quizzes/*.yaml`; with `write`, upsert the valid ones (see module docstring)."""
+    folder = root / QUIZ_FOLDER
     if not folder.is_dir():
         return
-    existing = {lesson.slug: lesson for lesson in Lesson.objects.prefetch_related("related")}
-    on_disk = {path.stem for path in folder.glob(f"*{LESSON_SUFFIX}")}
-    parsed: list[ParsedLesson] = []
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.is_dir():
-            continue
-        if path.suffix != LESSON_SUFFIX:
-            report.error(path, None, f"not a lesson file: lesson files are named <slug>{LESSON_SUFFIX}")
+        if path.suffix not in {".yaml", ".yml"}:
+            if path.is_file():
+                report.error(path, None, "not a quiz file: quiz files end in .yaml")
             continue
         try:
-            lesson = parse_lesson_file(path, path.read_text(encoding="utf-8"))
+            quiz = parse_quiz(path.read_text(encoding="utf-8"))
+            lesson = _lesson_for(path, root, write=write)
         except ContentInvalid as problem:
             report.error(path, problem.line, problem.message)
             continue
         except UnicodeDecodeError:
             report.error(path, None, "the file is not UTF-8 text")
             continue
-        parsed.append(lesson)
-
-    # A related slug may name a lesson on disk (even one with errors of its own: that
-    # file's errors are reported) or one already in the database (made in the admin).
-    known = on_disk | set(existing)
-    valid = []
-    for lesson in parsed:
-        unknown = [slug for slug in lesson.related if slug not in known]
-        if unknown:
-            names = ", ".join(f"'{slug}'" for slug in unknown)
-            report.error(lesson.path, lesson.related_line, f"related names no lesson: {names}")
-            continue
-        valid.append(lesson)
-
-    for lesson in valid:
-        _upsert(lesson, existing, report, write=write)
-    if write:
-        _link_related(valid, existing)
-    _report_removed(existing, on_disk, folder, report, write=write)
+        if write and lesson is not None:
+            _upsert(lesson, quiz.questions, report.relative(path), report)
+            _set_policy(lesson, quiz.policy, report)
 
 
-def parse_lesson_file(path: Path, text: str) -> ParsedLesson:
-    """Validate one lesson file and render its HTML; raise ContentInvalid with the line of the first problem."""
-    meta, body, body_line = split_front_matter(text)
-    key_lines = _front_matter_key_lines(text, body_line)
-
-    def line_of(key: str) -> int:
-        return key_lines.get(key, (1, []))[0]
-
-    missing = [key for key in REQUIRED_KEYS if key not in meta]
-    if missing:
-        raise ContentInvalid(f"missing front-matter key(s): {', '.join(missing)}", 1)
-    for key in ("slug", "title", "summary", "question"):
-        value = meta[key]
-        if not isinstance(value, str) or not value.strip():
-            raise ContentInvalid(f"'{key}' must be {REQUIRED_KEYS[key]} (got {_describe(value)})", line_of(key))
-    slug = meta["slug"].strip()
-    if not SLUG_PATTERN.match(slug):
-        raise ContentInvalid(f"slug '{slug}' must be lower-case words joined by hyphens", line_of("slug"))
-    if slug != path.stem:
-        raise ContentInvalid(
-            f"slug '{slug}' does not match the file name ({path.stem}{LESSON_SUFFIX})", line_of("slug")
-        )
-    if len(meta["title"]) > MAX_TITLE_LENGTH:
-        raise ContentInvalid(f"'title' is longer than {MAX_TITLE_LENGTH} characters", line_of("title"))
-    difficulty = meta["difficulty"]
-    if difficulty not in Difficulty.values:
-        allowed = ", ".join(Difficulty.values)
-        raise ContentInvalid(
-            f"'difficulty' must be one of {allowed} (got {_describe(difficulty)})", line_of("difficulty")
-        )
-    order = meta["order"]
-    if isinstance(order, bool) or not isinstance(order, int) or order < 0:
-        raise ContentInvalid(f"'order' must be a whole number >= 0 (got {_describe(order)})", line_of("order"))
-    related = _related(meta["related"], slug, key_lines)
-    references = _references(meta["references"], key_lines)
-
-    sections = _sections(body, body_line)
-    answers = [section for section in sections if section.heading == ANSWER_HEADING]
-    if not answers:
-        raise ContentInvalid(f"the body has no '## {ANSWER_HEADING}' section (the short answer)", body_line)
-    answer = answers[0]
-    if len(answers) > 1:
-        raise ContentInvalid(f"a second '## {ANSWER_HEADING}' section", answers[1].line)
-    short_answer_md = "".join(answer.lines).strip() + "\n"
-    if not short_answer_md.strip():
-        raise ContentInvalid(f"the '## {ANSWER_HEADING}' section is empty", answer.line)
-
-    explanation_md = _explanation_markdown(sections, answer, references, related)
-    extra = {key: value for key, value in meta.items() if key not in REQUIRED_KEYS}
-    fields: dict[str, Any] = {
-        "title": meta["title"].strip(),
-        "difficulty": difficulty,
-        "order": order,
-        "summary": meta["summary"].strip(),
-        "question": meta["question"].strip(),
-        "short_answer_md": short_answer_md,
-        "short_answer_html": render_markdown(short_answer_md),
-        "body_md": body,
-        "body_html": render_markdown(explanation_md),
-        "references": references,
-        "extra": extra,
-    }
-    return ParsedLesson(
-        path=path,
-        slug=slug,
-        fields=fields,
-        related=related,
-        related_line=line_of("related"),
-        digest=content_hash(RENDERER_VERSION, text),
-    )
-
-
-def lesson_render(lesson: Lesson) -> None:
-    """Re-render a lesson's HTML from its Markdown (for edits made in the admin).
-
-    `body_md` is the whole lesson as in its file: its `## Answer` section becomes the short
-    answer (so an edit there survives `export_content`), the rest the explanation, with the
-    references and related questions placed as at import. A body without an Answer section
-    keeps the current `short_answer_md`.
-    """
-    sections = _sections(lesson.body_md, 1)
-    answer = next((section for section in sections if section.heading == ANSWER_HEADING), None)
-    if answer is not None and "".join(answer.lines).strip():
-        lesson.short_answer_md = "".join(answer.lines).strip() + "\n"
-    lesson.short_answer_html = render_markdown(lesson.short_answer_md)
-    related = [other.slug for other in lesson.related.all()] if lesson.pk else []
-    lesson.body_html = render_markdown(_explanation_markdown(sections, answer, lesson.references or [], related))
-
-
-# --- Front matter ------------------------------------------------------------------
-
-
-def _front_matter_key_lines(text: str, body_line: int) -> dict[str, tuple[int, list[int]]]:
-    """For each top-level key: (its line in the file, the lines of its list items, if a list)."""
-    front = "".join(text.splitlines(keepends=True)[1 : body_line - 2])
-    first_line = 2
-    try:
-        node = yaml.compose(front, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return {}
-    lines: dict[str, tuple[int, list[int]]] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            items = (
-                [first_line + item.start_mark.line for item in value_node.value]
-                if isinstance(value_node, yaml.SequenceNode)
-                else []
-            )
-            lines[str(key_node.value)] = (first_line + key_node.start_mark.line, items)
-    return lines
-
-
-def _related(value: Any, own_slug: str, key_lines: dict[str, tuple[int, list[int]]]) -> list[str]:
-    line, item_lines = key_lines.get("related", (1, []))
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ContentInvalid(f"'related' must be {REQUIRED_KEYS['related']} (got {_describe(value)})", line)
-    slugs: list[str] = []
-    for index, item in enumerate(value):
-        item_line = item_lines[index] if index < len(item_lines) else line
-        if not isinstance(item, str) or not SLUG_PATTERN.match(item):
-            raise ContentInvalid(f"'related' item {index + 1} must be a lesson slug (got {_describe(item)})", item_line)
-        if item == own_slug:
-            raise ContentInvalid("a lesson cannot be related to itself", item_line)
-        if item not in slugs:
-            slugs.append(item)
-    return slugs
-
-
-def _references(value: Any, key_lines: dict[str, tuple[int, list[int]]]) -> list[dict[str, str]]:
-    line, item_lines = key_lines.get("references", (1, []))
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ContentInvalid(f"'references' must be {REQUIRED_KEYS['references']} (got {_describe(value)})", line)
-    references = []
-    for index, item in enumerate(value):
-        item_line = item_lines[index] if index < len(item_lines) else line
-        where = f"'references' item {index + 1}"
-        if not isinstance(item, dict) or set(item) != {"title", "url"}:
-            raise ContentInvalid(f"{where} must have exactly the keys title and url", item_line)
-        title, url = item["title"], item["url"]
-        if not isinstance(title, str) or not title.strip():
-            raise ContentInvalid(f"{where}: title must be text", item_line)
-        if not isinstance(url, str) or urlsplit(url).scheme not in URL_SCHEMES or not urlsplit(url).netloc:
-            raise ContentInvalid(f"{where}: url must be an http(s) address (got {_describe(url)})", item_line)
-        if any(character.isspace() or character in "<>" for character in url):
-            raise ContentInvalid(f"{where}: url must not contain spaces or angle brackets", item_line)
-        references.append({"title": title.strip(), "url": url})
-    return references
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    shown = repr(value)
-    return f"{type(value).__name__} {shown[:60]}"
-
-
-# --- Body --------------------------------------------------------------------------
-
-
-def _sections(body: str, body_line: int) -> list[Section]:
-    """Split a body at its `## ` headings, ignoring lines inside code fences."""
-    sections = [Section(heading=None, line=body_line)]
-    fence: str | None = None
-    for offset, line in enumerate(body.splitlines(keepends=True)):
-        opener = FENCE.match(line)
-        if fence is None and opener:
-            fence = opener.group(1)
-        elif fence is not None and opener and opener.group(1)[0] == fence[0] and len(opener.group(1)) >= len(fence):
-            fence = None
-        elif fence is None and (heading := SECTION_HEADING.match(line)):
-            sections.append(Section(heading=heading.group(1).strip(), line=body_line + offset))
-            continue
-        sections[-1].lines.append(line)
-    return sections
-
-
-def _explanation_markdown(
-    sections: list[Section], answer: Section | None, references: list[dict[str, str]], related: list[str]
-) -> str:
-    """Everything but the Answer, with the reference links added and Related questions last."""
-    kept = [section for section in sections if section is not answer]
-    if kept and kept[0].heading is None and not "".join(kept[0].lines).strip():
-        kept.pop(0)
-    reference_sections = [section for section in kept if section.heading == REFERENCES_HEADING]
-    if references:
-        if reference_sections:
-            target = reference_sections[0]
-        else:
-            target = Section(heading=REFERENCES_HEADING, line=0)
-            kept.append(target)
-        target.lines.append("\n" + _reference_list(references))
-    related_sections = [section for section in kept if section.heading == RELATED_HEADING]
-    if related and not related_sections:
-        related_sections = [Section(heading=RELATED_HEADING, line=0, lines=["\n"])]
-    kept = [section for section in kept if section.heading != RELATED_HEADING] + related_sections
-    return "\n".join(section.markdown().rstrip("\n") + "\n" for section in kept)
-
-
-def _reference_list(references: list[dict[str, str]]) -> str:
-    items = [f"- [{_escape_markdown(item['title'])}](<{item['url']}>)" for item in references]
-    return "\n".join(items) + "\n"
-
-
-def _escape_markdown(text: str) -> str:
-    """Backslash-escape what Markdown (and dollarmath) would read as syntax in link text."""
-    return MARKDOWN_SPECIAL.sub(r"\\\1", text)
-
-
-# --- Writing -----------------------------------------------------------------------
-
-
-def _upsert(lesson: ParsedLesson, existing: dict[str, Lesson], report: ContentReport, *, write: bool) -> None:
-    name = f"lesson {lesson.slug}"
-    source = report.relative(lesson.path)
-    row = existing.get(lesson.slug)
-    if row is not None and row.content_hash == lesson.digest and row.source_path == source:
+def _set_policy(lesson: Lesson, policy: Policy | None, report: ContentReport) -> None:
+    """Make the lesson's QuizPolicy what the file says (no row when the file has no `attempts`)."""
+    name = f"quiz {lesson.slug} attempts"
+    current = QuizPolicy.objects.filter(lesson=lesson).first()
+    if policy is None:
+        if current is not None:
+            current.delete()
+            report.updated.append(f"{name} (back to the defaults: the file has no 'attempts')")
+        return
+    maximum, credits = policy
+    if current is None:
+        QuizPolicy.objects.create(lesson=lesson, max_attempts=maximum, credits=credits)
+        report.created.append(name)
+    elif current.max_attempts == maximum and [float(credit) for credit in current.credits] == credits:
         report.unchanged.append(name)
-        return
-    (report.created if row is None else report.updated).append(name)
-    if not write:
-        return
-    if row is None:
-        row = Lesson(slug=lesson.slug)
-        existing[lesson.slug] = row
-    for key, value in lesson.fields.items():
-        setattr(row, key, value)
-    row.source_path = source
-    row.content_hash = lesson.digest
-    row.save()
+    else:
+        current.max_attempts, current.credits = maximum, credits
+        current.save(update_fields=["max_attempts", "credits"])
+        report.updated.append(name)
 
 
-def _link_related(lessons: list[ParsedLesson], existing: dict[str, Lesson]) -> None:
-    """Point each lesson at its related lessons that exist; skip rows already right."""
-    for lesson in lessons:
-        row = existing[lesson.slug]
-        wanted = [existing[slug] for slug in lesson.related if slug in existing]
-        current = {other.pk for other in row.related.all()} if row.pk and _has_prefetched_related(row) else None
-        if current != {other.pk for other in wanted}:
-            row.related.set(wanted)
-
-
-def _has_prefetched_related(row: Lesson) -> bool:
-    return "related" in getattr(row, "_prefetched_objects_cache", {})
-
-
-def _report_removed(
-    existing: dict[str, Lesson], on_disk: set[str], folder: Path, report: ContentReport, *, write: bool
-) -> None:
-    prefix = report.relative(folder) + "/"
-    for slug, row in sorted(existing.items()):
-        if slug in on_disk or not row.source_path.startswith(prefix):
-            continue
-        report.updated.append(f"lesson {slug} (kept: {row.source_path} is gone; it is now edited in the admin only)")
-        if write:
-            row.source_path = ""
-            row.content_hash = ""
-            row.save(update_fields=["source_path", "content_hash", "updated_at"])
+def _upsert(lesson: Lesson, questions: list[tuple[str, dict[str, Any]]], source: str, report: ContentReport) -> None:
+    existing = {question.key: question for question in QuizQuestion.objects.filter(lesson=lesson)}
+    for key, fields in questions:
+        digest = content_hash(json.dumps(fields, sort_keys=True))
+        name = f"quiz {lesson.slug}/{key}"
+        question = existing.pop(key, None)
+        if question is None:
+            QuizQuestion.objects.create(
+                lesson=lesson, key=key, source_path=source, content_hash=digest, is_active=True, **fields
+            )
+            report.created.append(name)
+        elif question.content_hash == digest and question.is_active and question.source_path == source:
+            report.unchanged.append(name)
+        else:
+            for field, value in fields.items():
+                setattr(question, field, value)
+            question.source_path = source
+            question.content_hash = digest
+            question.is_active = True
+            question.save()
+            report.updated.append(name)
+    for key, question in existing.items():
+        if question.is_active:
+            question.is_active = False
+            question.save(update_fields=["is_active", "updated_at"])
+            report.updated.append(f"quiz {lesson.slug}/{key} (retired: no longer in {source})")

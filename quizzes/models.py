@@ -1,65 +1,12 @@
-"""Lessons and what a learner has done with them."""
+"""Quiz questions of the lessons and learners' graded answers."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
-
-class Difficulty(models.TextChoices):
-    EASY = "EASY", "Easy"
-    MEDIUM = "MEDIUM", "Medium"
-    HARD = "HARD", "Hard"
-
-
-class Lesson(models.Model):
-    """A question-and-answer lesson imported from `content/lessons/<slug>.md`.
-
-    `body_md` keeps the Markdown exactly as authored (for export); `body_html` and
-    `short_answer_html` are rendered and sanitized once, at import.
-    """
-
-    slug = models.SlugField(max_length=100, unique=True)
-    title = models.CharField(max_length=200)
-    difficulty = models.CharField(max_length=10, choices=Difficulty.choices, default=Difficulty.MEDIUM)
-    order = models.PositiveIntegerField(default=0)
-    summary = models.TextField(blank=True)
-    question = models.TextField(help_text="The question the lesson answers, as worded for the learner.")
-    short_answer_md = models.TextField(blank=True)
-    short_answer_html = models.TextField(blank=True)
-    body_md = models.TextField(blank=True)
-    body_html = models.TextField(blank=True)
-    related = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="related_from")
-    references = models.JSONField(default=list, blank=True)
-    extra = models.JSONField(default=dict, blank=True, help_text="Front-matter keys kept for export.")
-    source_path = models.CharField(max_length=300, blank=True)
-    content_hash = models.CharField(max_length=64, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["order", "slug"]
-
-    def __str__(self) -> str:
-        return self.title
-
-    def get_absolute_url(self) -> str:
-        from django.urls import reverse
-
-        return reverse("lesson_detail", args=[self.slug])
-
-
-class LessonRead(models.Model):
-    """A learner opened a lesson (counts as read for progress)."""
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lesson_reads")
-    lesson = models.ForeignKey(Lesson, on_delete=models.CASCADE, related_name="reads")
-    first_read_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "lesson"], name="unique_lesson_read")]
-
-
-# --- Quizzes -------------------------------------------------------------------
+from lessons.models import Lesson
 
 
 class QuestionKind(models.TextChoices):
@@ -110,17 +57,88 @@ class QuizQuestion(models.Model):
     def is_parameterized(self) -> bool:
         return self.kind == QuestionKind.PARAMETERIZED
 
-    def allows_retry(self) -> bool:
-        """Only parameterized questions can be answered again (each time with new numbers)."""
-        return self.is_parameterized()
+    def is_choice(self) -> bool:
+        return self.kind in (QuestionKind.SINGLE_CHOICE, QuestionKind.MULTIPLE_CHOICE)
+
+
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_CREDITS = [1.0, 0.5, 0.25]
+MAX_ATTEMPTS_LIMIT = 10
+
+
+def policy_problem(max_attempts: object, credits: object) -> str | None:
+    """Why (`max_attempts`, `credits`) is not a valid attempt policy, in one sentence; None when it is.
+
+    Shared by the quiz file loader (quizzes/content.py) and the admin (QuizPolicy.clean)."""
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
+        return f"the number of attempts must be a whole number from 1 to {MAX_ATTEMPTS_LIMIT}, not {max_attempts!r}"
+    if not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT:
+        return f"the number of attempts must be from 1 to {MAX_ATTEMPTS_LIMIT}, not {max_attempts}"
+    if not isinstance(credits, list) or not credits:
+        return "the credits must be a list of numbers from 0 to 1, one per attempt, e.g. [1, 0.5, 0.25]"
+    for number, credit in enumerate(credits, start=1):
+        if isinstance(credit, bool) or not isinstance(credit, int | float) or not 0 <= credit <= 1:
+            return f"the credit of attempt {number} must be a number from 0 to 1, not {credit!r}"
+    if credits[0] <= 0:
+        return "the first attempt's credit must be more than 0"
+    if len(credits) > max_attempts:
+        return f"{len(credits)} credits are listed for {max_attempts} attempt(s): give at most one per attempt"
+    for number in range(1, len(credits)):
+        if credits[number] > credits[number - 1]:
+            return (
+                f"the credit of attempt {number + 1} ({credits[number]}) is more than that of attempt {number} "
+                f"({credits[number - 1]}): credits must not increase"
+            )
+    return None
+
+
+def default_credits() -> list[float]:
+    return list(DEFAULT_CREDITS)
+
+
+class QuizPolicy(models.Model):
+    """How many attempts a lesson's quiz gives each fixed question, and what each attempt can earn.
+
+    A fixed question (choice, number, matrix) can be answered up to `max_attempts` times
+    until it is right; attempt n (1-based) earns its grade times `credits[n - 1]` (the last
+    credit repeats). A lesson without a row uses the defaults (3 attempts, 1, 1/2, 1/4).
+    Parameterized questions are not limited: every attempt has new numbers.
+    """
+
+    lesson = models.OneToOneField(Lesson, on_delete=models.CASCADE, related_name="quiz_policy")
+    max_attempts = models.PositiveSmallIntegerField(default=DEFAULT_MAX_ATTEMPTS)
+    credits = models.JSONField(default=default_credits, help_text="Credit of attempt 1, 2, ... e.g. [1, 0.5, 0.25]")
+
+    class Meta:
+        verbose_name_plural = "quiz policies"
+
+    def __str__(self) -> str:
+        return f"{self.lesson.slug}: {self.max_attempts} attempts"
+
+    def clean(self) -> None:
+        problem = policy_problem(self.max_attempts, self.credits)
+        if problem:
+            raise ValidationError(problem[0].upper() + problem[1:] + ".")
+
+    @property
+    def attempt_credits(self) -> list[float]:
+        """The credit of each allowed attempt in order (the last listed credit repeats)."""
+        return [self.credit(index) for index in range(self.max_attempts)]
+
+    def credit(self, attempt_index: int) -> float:
+        """The credit of attempt `attempt_index` (0 for the first)."""
+        credits = self.credits or [1.0]
+        return float(credits[min(attempt_index, len(credits) - 1)])
 
 
 class QuizAttempt(models.Model):
     """One graded answer. Bad input is never stored: an attempt always has a score.
 
-    `variant` is the index of the parameterized variant that was answered (0 for
-    fixed questions); the numbers are re-derived from it server-side. `feedback`
-    keeps what was shown (expected answer, message) so the page can show it again.
+    `variant` is the attempt's number for this learner and question (0 for the first):
+    for a parameterized question it also selects the numbers, re-derived server-side.
+    `feedback` keeps what was shown (expected answer, message) so the page can show it
+    again. `choice_order` is the order the choices were shown in (choice questions).
+    `score` is the grade times the attempt's credit (QuizPolicy).
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quiz_attempts")
@@ -130,6 +148,7 @@ class QuizAttempt(models.Model):
     score = models.FloatField()
     is_correct = models.BooleanField()
     feedback = models.JSONField(default=dict, blank=True)
+    choice_order = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from quizzes.quiz_grading import Tolerance, format_number
+from quizzes.grading import Tolerance, format_number
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,7 @@
 from django.urls import path
 
-from quizzes import quiz_views, views
+from quizzes import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("lessons/<slug:slug>/", views.lesson_detail, name="lesson_detail"),
-    path("lessons/<slug:slug>/quiz/", quiz_views.quiz_page, name="quiz_page"),
+    path("lessons/<slug:slug>/quiz/", views.quiz_page, name="quiz_page"),
 ]

@@ -9,9 +9,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from dashboard import authoring
-from dashboard.tasks import validate_exercise
+from grader import authoring
 from grader.models import Exercise, KnownWrongVariant
+from grader.tasks import validate_exercise
 from tests.submission_helpers import exercise_from_folder
 
 pytestmark = pytest.mark.django_db
@@ -185,7 +185,7 @@ def test_a_variant_the_grader_accepts_makes_the_exercise_invalid(linear: Exercis
 
 
 def test_the_lesson_change_page_previews_the_rendered_lesson(client: Any, instructor: User) -> None:
-    from quizzes.models import Lesson
+    from lessons.models import Lesson
 
     lesson = Lesson.objects.create(
         slug="backpropagation",
@@ -195,6 +195,108 @@ def test_the_lesson_change_page_previews_the_rendered_lesson(client: Any, instru
         body_html="<h2>Explanation</h2>",
     )
     client.force_login(instructor)
-    page = client.get(reverse("admin:quizzes_lesson_change", args=[lesson.pk])).content.decode()
+    page = client.get(reverse("admin:lessons_lesson_change", args=[lesson.pk])).content.decode()
     assert '<div class="prose authoring-preview"><p>The <span class="math"' in page
     assert "vendor/katex/katex.min.js" in page
+
+
+def test_a_failing_validation_unpublishes_the_exercise_and_says_why(
+    client: Any, instructor: User, linear: Exercise
+) -> None:
+    from grader.validation import exercise_validate
+
+    Exercise.objects.filter(pk=linear.pk).update(spec={"kind": "no-such-kind"})
+    linear.refresh_from_db()
+    exercise_validate(linear)
+    linear.refresh_from_db()
+    assert linear.validation_status == "invalid"
+    assert not linear.is_active and linear.withdrawn_by_validation
+    client.force_login(instructor)
+    assert client.get(reverse("exercise_detail", args=[linear.slug])).status_code == 404
+    page = client.get(reverse("admin:grader_exercise_change", args=[linear.pk])).content.decode()
+    assert "Unpublished by validation" in page and "these failed: spec" in page
+
+
+def test_an_exercise_its_author_retired_is_not_marked_as_withdrawn(linear: Exercise) -> None:
+    from grader.validation import exercise_validate
+
+    Exercise.objects.filter(pk=linear.pk).update(spec={"kind": "no-such-kind"}, is_active=False)
+    linear.refresh_from_db()
+    exercise_validate(linear)
+    linear.refresh_from_db()
+    assert not linear.is_active and not linear.withdrawn_by_validation
+
+
+def test_the_author_publishing_again_clears_the_withdrawal(client: Any, instructor: User, linear: Exercise) -> None:
+    Exercise.objects.filter(pk=linear.pk).update(is_active=False, withdrawn_by_validation=True)
+    linear.refresh_from_db()
+    client.force_login(instructor)
+    with mock.patch.object(validate_exercise, "apply_async"):
+        response = client.post(
+            reverse("admin:grader_exercise_change", args=[linear.pk]), change_form_data(linear, is_active="on")
+        )
+    assert response.status_code == 302
+    linear.refresh_from_db()
+    assert linear.is_active and not linear.withdrawn_by_validation
+
+
+@pytest.mark.sandbox
+@pytest.mark.slow
+def test_a_passing_validation_publishes_again_only_what_it_withdrew(linear: Exercise) -> None:
+    Exercise.objects.filter(pk=linear.pk).update(is_active=False, withdrawn_by_validation=True)
+    validate_exercise.apply(args=[linear.pk]).get()
+    linear.refresh_from_db()
+    assert linear.validation_status == "valid"
+    assert linear.is_active and not linear.withdrawn_by_validation
+
+    Exercise.objects.filter(pk=linear.pk).update(is_active=False, withdrawn_by_validation=False)
+    validate_exercise.apply(args=[linear.pk]).get()
+    linear.refresh_from_db()
+    assert linear.validation_status == "valid" and not linear.is_active
+
+
+def test_the_validation_fragment_gives_the_outcome_alone(client: Any, instructor: User, linear: Exercise) -> None:
+    Exercise.objects.filter(pk=linear.pk).update(validation_status="pending")
+    client.force_login(instructor)
+    page = client.get(reverse("admin:grader_exercise_change", args=[linear.pk])).content.decode()
+    url = reverse("admin:grader_exercise_validation", args=[linear.pk])
+    assert f'data-validation-url="{url}"' in page and 'data-validation-status="pending"' in page
+    assert "js/admin_validation.js" in page
+    Exercise.objects.filter(pk=linear.pk).update(
+        validation_status="invalid",
+        validation_report={"ok": False, "outcomes": [{"name": "dw_transposed", "ok": False, "message": "accepted"}]},
+    )
+    fragment = client.get(url)
+    assert fragment.status_code == 200 and fragment["X-Validation-Status"] == "invalid"
+    assert "dw_transposed" in fragment.content.decode() and "<form" not in fragment.content.decode()
+    client.logout()
+    assert client.get(url).status_code == 302  # the admin's log-in page, not the outcome
+
+
+def test_quiz_choices_are_edited_one_per_line_with_a_correct_mark(client: Any, instructor: User) -> None:
+    from lessons.models import Lesson
+    from quizzes.models import QuizQuestion
+
+    lesson = Lesson.objects.create(slug="l", title="L", body_md="x")
+    form = {
+        "lesson": str(lesson.pk),
+        "key": "sum",
+        "order": "1",
+        "kind": "single_choice",
+        "prompt_md": "Which is $1 + 1$?",
+        "explanation_md": "Counting.",
+        "choices": "* $2$\n\n3\n",
+        "answer": "null",
+        "tolerance": "{}",
+        "generator": "",
+        "is_active": "on",
+    }
+    client.force_login(instructor)
+    add = reverse("admin:quizzes_quizquestion_add")
+    refused = client.post(add, {**form, "choices": "* 2\n* 3"})
+    assert "exactly 1 correct choice, found 2" in refused.content.decode()
+    assert client.post(add, form).status_code == 302
+    question = QuizQuestion.objects.get(key="sum")
+    assert [(c["text_md"].strip(), c["correct"]) for c in question.choices] == [("$2$", True), ("3", False)]
+    page = client.get(reverse("admin:quizzes_quizquestion_change", args=[question.pk])).content.decode()
+    assert "* $2$\n3</textarea>" in page and "text_html" not in page

@@ -13,10 +13,12 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard import live, selectors
+from dashboard import aggregates, figures, live, quiz_stats, selectors
 from grader.models import Exercise, Submission, SubmissionDiagnosis, SubmissionStatus
+from gradlab import stats
 from gradlab.redis_embedded import ensure_redis
-from quizzes.models import Lesson, QuizAttempt, QuizQuestion
+from lessons.models import Lesson
+from quizzes.models import QuizAttempt, QuizQuestion
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -124,8 +126,8 @@ def graded(day0: datetime, learner: User, other_learner: User) -> dict[str, Any]
     return {"linear": linear, "relu": relu, "made": made, "queued": queued, "day0": day0}
 
 
-def _window() -> selectors.Window:
-    return selectors.window_of(30)
+def _window() -> aggregates.Window:
+    return aggregates.window_of(30)
 
 
 def test_pass_rate_counts_accepted_over_graded_per_exercise(graded: dict[str, Any]) -> None:
@@ -148,8 +150,8 @@ def test_median_attempts_to_first_accept_ignores_later_accepts(graded: dict[str,
 
 
 def test_median_of_an_even_number_of_learners_is_the_mean_of_the_middle_two() -> None:
-    assert selectors.median_of_histogram({1: 1, 2: 1, 4: 1, 9: 1}) == 3
-    assert selectors.median_of_histogram({}) is None
+    assert aggregates.median_of_histogram({1: 1, 2: 1, 4: 1, 9: 1}) == 3
+    assert aggregates.median_of_histogram({}) is None
 
 
 def test_submissions_per_day_include_empty_days_up_to_today(graded: dict[str, Any]) -> None:
@@ -193,7 +195,7 @@ def test_latency_percentiles_per_phase_interpolate_like_percentile_cont(graded: 
 
 
 def test_latency_keeps_microseconds() -> None:
-    assert selectors.percentile([0.000125, 0.000375], 0.5) == pytest.approx(0.00025)
+    assert stats.percentile([0.000125, 0.000375], 0.5) == pytest.approx(0.00025)
 
 
 def test_incidents_list_forbidden_and_limit_verdicts_newest_first(graded: dict[str, Any]) -> None:
@@ -210,7 +212,7 @@ def test_totals_of_the_window(graded: dict[str, Any]) -> None:
 
 
 def test_a_short_window_leaves_older_submissions_out(graded: dict[str, Any]) -> None:
-    window = selectors.window_of(1, now=graded["day0"] + timedelta(days=1, hours=12))
+    window = aggregates.window_of(1, now=graded["day0"] + timedelta(days=1, hours=12))
     stats = {row.slug: row for row in selectors.exercise_stats(window)}
     assert stats["linear-backward"].submissions == 5
     assert stats["relu-backward"].submissions == 0
@@ -267,7 +269,7 @@ def quiz_answers(db: None) -> dict[str, QuizQuestion]:
 
 
 def test_quiz_questions_get_percent_correct_and_discrimination(quiz_answers: dict[str, QuizQuestion]) -> None:
-    stats = {row.key: row for row in selectors.quiz_question_stats()}
+    stats = {row.key: row for row in quiz_stats.quiz_question_stats()}
     assert (stats["q1"].learners, stats["q1"].correct) == (7, 5)
     assert stats["q1"].percent_correct == pytest.approx(500 / 7)
     assert stats["q1"].discrimination == 1.0  # a, b right; f, g wrong
@@ -279,9 +281,9 @@ def test_quiz_questions_get_percent_correct_and_discrimination(quiz_answers: dic
 
 
 def test_discrimination_groups_never_overlap_for_two_learners() -> None:
-    upper, lower, size = selectors.discrimination_groups({1: 5.0, 2: 1.0})
+    upper, lower, size = quiz_stats.discrimination_groups({1: 5.0, 2: 1.0})
     assert (upper, lower, size) == ({1}, {2}, 1)
-    assert selectors.discrimination_groups({1: 5.0}) == (set(), set(), 0)
+    assert quiz_stats.discrimination_groups({1: 5.0}) == (set(), set(), 0)
 
 
 # --- Pages and CSV ------------------------------------------------------------------
@@ -338,9 +340,11 @@ def test_each_table_exports_as_csv(client: Any, staff: User, graded: dict[str, A
     assert latency["queue"][2:] == ["550.0", "955.0"]
 
 
-def test_format_csv_on_the_page_url_returns_the_same_table(client: Any, staff: User, graded: dict[str, Any]) -> None:
+def test_the_diagnoses_table_downloads_as_csv_and_an_unknown_table_is_404(
+    client: Any, staff: User, graded: dict[str, Any]
+) -> None:
     client.force_login(staff)
-    response = client.get(reverse("dashboard"), {"format": "csv", "table": "diagnoses"})
+    response = client.get(reverse("dashboard_csv", args=["diagnoses"]))
     assert _csv(response)[1] == ["linear-backward", "dw", "transposed", "3", "100.0"]
     assert client.get(reverse("dashboard_csv", args=["nonsense"])).status_code == 404
 
@@ -492,7 +496,7 @@ def test_the_migration_backfills_diagnoses_of_stored_wrong_answers(graded: dict[
 
 
 def test_an_all_time_window_counts_days_from_the_first_submission(graded: dict[str, Any]) -> None:
-    days = selectors.submissions_per_day(selectors.window_of(None))
+    days = selectors.submissions_per_day(aggregates.window_of(None))
     assert days[0].day == graded["day0"].date()
     assert [(row.submissions, row.accepted) for row in days] == [(6, 1), (5, 3), (0, 0)]
 
@@ -512,9 +516,9 @@ def test_figures_computed_outside_a_transaction_match_those_computed_inside_one(
     from django.db import connection, transaction
 
     assert not connection.in_atomic_block
-    concurrent = selectors.figures_compute(_window())
+    concurrent = figures.figures_compute(_window())
     with transaction.atomic():
-        in_turn = selectors.figures_compute(_window())
+        in_turn = figures.figures_compute(_window())
     assert concurrent.latency == in_turn.latency
     assert (concurrent.totals, concurrent.per_day, concurrent.diagnoses) == (
         in_turn.totals,

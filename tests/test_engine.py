@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +11,7 @@ import pytest
 
 from grader.engine import Engine, GradeResult
 from grader.spec import ExerciseSpec
+from grader.training import run_training
 from grader.verdicts import Stage, Verdict
 
 pytestmark = pytest.mark.sandbox
@@ -37,11 +38,6 @@ def linear_backward(dout, x, w, b):
 """
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Engine]:
-    yield Engine.get()
-
-
 def spec(slug: str) -> ExerciseSpec:
     return ExerciseSpec.from_folder(EXERCISES / slug)
 
@@ -55,8 +51,8 @@ def test_a_correct_solution_is_accepted_with_every_check_and_the_result_json(eng
     result = grade(engine, "linear-backward", LINEAR, on_stage=stages.append)
     assert result.verdict == Verdict.ACCEPTED
     assert result.score == 1.0
-    assert [check["name"] for check in result.checks] == ALL_CHECKS
-    assert all(check["passed"] for check in result.checks)
+    assert [check.name for check in result.checks] == ALL_CHECKS
+    assert all(check.passed for check in result.checks)
     assert stages == [Stage.SANDBOX, Stage.CHECKS, Stage.TRAINING, Stage.DONE]
     data = result.to_json()
     assert {"verdict", "score", "checks", "feedback", "diagnosis", "timings", "isolation", "training"} <= set(data)
@@ -70,18 +66,18 @@ def test_a_correct_solution_is_accepted_with_every_check_and_the_result_json(eng
 
 def test_the_numerical_check_shows_sampled_entries_with_both_values(engine: Engine) -> None:
     result = grade(engine, "linear-backward", LINEAR)
-    numerical = next(check for check in result.checks if check["name"] == "numerical")
-    assert {array["array"] for array in numerical["arrays"]} == {"dx", "dw", "db"}
-    sample = numerical["arrays"][0]["samples"][0]
-    assert sample["numerical"] == pytest.approx(sample["analytic"], rel=1e-6)
-    assert numerical["tolerance"] == 1e-5
+    numerical = next(check for check in result.checks if check.name == "numerical")
+    assert {array.name for array in numerical.arrays} == {"dx", "dw", "db"}
+    sample = numerical.arrays[0].samples[0]
+    assert sample.numerical == pytest.approx(sample.analytic, rel=1e-6)
+    assert numerical.tolerance == 1e-5
 
 
 def test_the_same_seed_draws_the_same_cases_and_fresh_seeds_differ(engine: Engine) -> None:
     wrong = LINEAR.replace("dout.sum(axis=0)", "dout.mean(axis=0)")
-    first = grade(engine, "linear-backward", wrong, seed=7).diagnosis[0]["worst"]
-    again = grade(engine, "linear-backward", wrong, seed=7).diagnosis[0]["worst"]
-    fresh = grade(engine, "linear-backward", wrong).diagnosis[0]["worst"]
+    first = grade(engine, "linear-backward", wrong, seed=7).diagnosis[0].worst
+    again = grade(engine, "linear-backward", wrong, seed=7).diagnosis[0].worst
+    fresh = grade(engine, "linear-backward", wrong).diagnosis[0].worst
     assert first == again
     assert first != fresh
 
@@ -89,7 +85,9 @@ def test_the_same_seed_draws_the_same_cases_and_fresh_seeds_differ(engine: Engin
 def test_a_syntax_error_is_reported_with_its_line_without_running_anything(engine: Engine) -> None:
     result = grade(engine, "linear-backward", "import numpy as np\n\ndef linear_backward(dout, x, w, b)\n    pass\n")
     assert result.verdict == Verdict.SYNTAX_ERROR
-    assert result.checks == [{"name": "load", "passed": False, "message": result.feedback, "line": 3}]
+    assert [check.to_json() for check in result.checks] == [
+        {"name": "load", "passed": False, "message": result.feedback, "line": 3}
+    ]
     assert "line 3" in result.feedback
     assert result.score == 0.0
 
@@ -104,7 +102,7 @@ def test_a_wrong_arity_names_the_expected_signature(engine: Engine) -> None:
     result = grade(engine, "linear-backward", "def linear_backward(dout, x, w):\n    return None\n")
     assert result.verdict == Verdict.RUNTIME_ERROR
     assert "takes 3 arguments; it must take 4: linear_backward(dout, x, w, b)" in result.feedback
-    assert [check["passed"] for check in result.checks] == [True, False]
+    assert [check.passed for check in result.checks] == [True, False]
 
 
 def test_an_exception_in_the_learner_code_is_a_runtime_error_with_its_line(engine: Engine) -> None:
@@ -112,8 +110,8 @@ def test_an_exception_in_the_learner_code_is_a_runtime_error_with_its_line(engin
     result = grade(engine, "linear-backward", source)
     assert result.verdict == Verdict.RUNTIME_ERROR
     assert "ZeroDivisionError" in result.feedback
-    assert result.checks[-1]["line"] == 3
-    assert 0 < result.score < 1
+    assert result.checks[-1].line == 3
+    assert result.score == 0.0  # loading is no achievement: a crash scores nothing (grader.engine.score_of)
 
 
 def test_importing_torch_is_forbidden(engine: Engine) -> None:
@@ -126,23 +124,23 @@ def test_an_in_place_modification_is_caught_even_when_the_values_are_right(engin
     source = "def relu_backward(dout, x):\n    dout[x <= 0] = 0.0\n    return dout\n"
     result = grade(engine, "relu-backward", source)
     assert result.verdict == Verdict.WRONG_ANSWER
-    no_inplace = next(check for check in result.checks if check["name"] == "no_inplace")
-    assert not no_inplace["passed"] and "dout" in no_inplace["message"]
-    assert result.diagnosis[0]["mistake"] == "inplace_modification"
-    assert result.diagnosis[0]["output"] == "dout"
-    assert result.diagnosis[0]["worst"][0]["got"] == 0.0
-    assert next(check for check in result.checks if check["name"] == "autograd")["passed"]
+    no_inplace = next(check for check in result.checks if check.name == "no_inplace")
+    assert not no_inplace.passed and "dout" in no_inplace.message
+    assert result.diagnosis[0].mistake == "inplace_modification"
+    assert result.diagnosis[0].output == "dout"
+    assert result.diagnosis[0].worst[0]["got"] == 0.0
+    assert next(check for check in result.checks if check.name == "autograd").passed
 
 
 def test_float32_and_nan_outputs_fail_the_outputs_check(engine: Engine) -> None:
     float32 = "import numpy as np\n\ndef relu_backward(dout, x):\n    return (dout * (x > 0)).astype(np.float32)\n"
     result = grade(engine, "relu-backward", float32)
-    outputs = next(check for check in result.checks if check["name"] == "outputs")
-    assert not outputs["passed"] and "float32" in outputs["message"]
+    outputs = next(check for check in result.checks if check.name == "outputs")
+    assert not outputs.passed and "float32" in outputs.message
     nan = "import numpy as np\n\ndef relu_backward(dout, x):\n    return dout * np.nan\n"
     result = grade(engine, "relu-backward", nan)
     assert result.verdict == Verdict.WRONG_ANSWER
-    assert "NaN" in next(check for check in result.checks if check["name"] == "outputs")["message"]
+    assert "NaN" in next(check for check in result.checks if check.name == "outputs").message
 
 
 def test_a_wrong_gradient_is_diagnosed_with_a_hint_to_the_lesson(engine: Engine) -> None:
@@ -150,9 +148,9 @@ def test_a_wrong_gradient_is_diagnosed_with_a_hint_to_the_lesson(engine: Engine)
     result = grade(engine, "linear-backward", wrong)
     assert result.verdict == Verdict.WRONG_ANSWER
     diagnosis = result.diagnosis[0]
-    assert diagnosis["output"] == "dw"
-    assert diagnosis["mistake"] == "transposed"
-    assert diagnosis["lesson_url"] == "/lessons/backpropagation/#mathematical-foundations"
+    assert diagnosis.output == "dw"
+    assert diagnosis.mistake == "transposed"
+    assert diagnosis.lesson_url == "/lessons/backpropagation/#mathematical-foundations"
     assert "dw looks transposed" in result.feedback
     assert 0 < result.score < 1
 
@@ -160,9 +158,9 @@ def test_a_wrong_gradient_is_diagnosed_with_a_hint_to_the_lesson(engine: Engine)
 def test_wrong_gradients_make_the_training_curves_part(engine: Engine) -> None:
     wrong = LINEAR.replace("dout.sum(axis=0)", "dout.mean(axis=0)")
     result = grade(engine, "linear-backward", wrong)
-    training = next(check for check in result.checks if check["name"] == "training")
-    assert not training["passed"]
-    assert training["rel_error"] > 1e-6
+    training = next(check for check in result.checks if check.name == "training")
+    assert not training.passed
+    assert training.rel_error > 1e-6
     assert result.training is not None
     assert result.training["learner_loss"] != result.training["reference_loss"]
 
@@ -257,9 +255,9 @@ def test_an_unexplained_mistake_still_gets_a_message_with_the_worst_entries(engi
     result = grade(engine, "tanh-backward", source)
     assert result.verdict == Verdict.WRONG_ANSWER
     diagnosis = result.diagnosis[0]
-    assert diagnosis["mistake"] == "unknown"
-    assert len(diagnosis["worst"]) == 5
-    first = diagnosis["worst"][0]
+    assert diagnosis.mistake == "unknown"
+    assert len(diagnosis.worst) == 5
+    first = diagnosis.worst[0]
     assert set(first) == {"index", "expected", "got"}
     assert not np.isclose(first["expected"], first["got"])
 
@@ -270,3 +268,72 @@ def test_a_dead_sandbox_is_restarted_before_the_next_grading(engine: Engine) -> 
     result = grade(engine, "linear-backward", LINEAR)
     assert result.verdict == Verdict.ACCEPTED
     assert engine._sandbox.is_alive()
+
+
+def test_a_second_grading_reuses_the_reference_curve_and_the_learner_part_stays_fresh(engine: Engine) -> None:
+    cache = engine.reference_curves
+    linear = spec("linear-backward")
+    first = engine.grade(linear, LINEAR, seed=424242)
+    hits, misses = cache.hits, cache.misses
+    assert first.training is not None
+    first.training["reference_loss"][0] = 123.0  # a caller's copy: the cache must not see this
+    wrong = LINEAR.replace("dout.sum(axis=0)", "dout.mean(axis=0)")
+    second = engine.grade(linear, wrong, seed=424242)
+    assert (cache.hits, cache.misses) == (hits + 1, misses)
+    assert second.training is not None
+    kind = linear.get_kind()
+    setup = kind.training()
+    assert setup is not None
+
+    def autograd_backward(args: list[object]) -> object:
+        from grader.kinds.base import Case
+
+        expected = kind.reference(Case("check", dict(zip(kind.arg_names, args, strict=True))))
+        return tuple(expected[output.name] for output in kind.outputs)
+
+    uncached = run_training(
+        kind, setup, autograd_backward, seed=424242, steps=linear.training_steps, lr=linear.training_lr
+    )
+    assert second.training["reference_loss"] == uncached.reference_loss  # not the caller's edited copy
+    # The learner's curve is computed afresh: the wrong bias gradient parts from the reference.
+    assert second.verdict == Verdict.WRONG_ANSWER
+    assert second.training["learner_loss"] != uncached.learner_loss
+
+
+def test_a_changed_spec_never_gets_a_stale_reference_curve(engine: Engine) -> None:
+    cache = engine.reference_curves
+    linear = spec("linear-backward")
+    base = engine.grade(linear, LINEAR, seed=515151)
+    assert base.training is not None
+    lr = (linear.training_lr or 0.1) * 3
+    faster = dataclasses.replace(linear, training_lr=lr)
+    misses = cache.misses
+    changed = engine.grade(faster, LINEAR, seed=515151)
+    assert cache.misses == misses + 1
+    assert changed.training is not None
+    assert changed.training["reference_loss"] != base.training["reference_loss"]
+    assert changed.verdict == Verdict.ACCEPTED  # the learner's run follows the new reference, not the old one
+    # A change that does not alter the curve (a tolerance) still gets its own entry, never a shared one.
+    tolerances = dataclasses.replace(linear.tolerances, training_loss_rel=1e-7)
+    stricter = dataclasses.replace(linear, tolerances=tolerances)
+    misses = cache.misses
+    assert engine.grade(stricter, LINEAR, seed=515151).verdict == Verdict.ACCEPTED
+    assert cache.misses == misses + 1
+
+
+@pytest.mark.parametrize("wrong", [False, True], ids=["solution", "wrong-bias"])
+def test_work_done_ahead_while_the_child_runs_does_not_change_the_result(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, wrong: bool
+) -> None:
+    from grader.backlog import Backlog
+
+    source = LINEAR.replace("dout.sum(axis=0)", "dout.mean(axis=0)") if wrong else LINEAR
+    linear = spec("linear-backward")
+    ahead = engine.grade(linear, source, seed=909090).to_json()
+    engine.reference_curves = type(engine.reference_curves)()  # the second grading computes its curve too
+    monkeypatch.setattr(Backlog, "step", lambda self: False)  # nothing ahead: everything when needed
+    when_needed = engine.grade(linear, source, seed=909090).to_json()
+    ahead.pop("timings")
+    when_needed.pop("timings")
+    assert ahead == when_needed
+    assert ahead["verdict"] == ("wrong_answer" if wrong else "accepted")

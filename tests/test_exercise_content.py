@@ -5,20 +5,23 @@ from __future__ import annotations
 import shutil
 from io import StringIO
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
+from contentsync.files import ContentReport
 from grader.content import load_exercises, parse_exercise_folder
 from grader.models import Exercise, KnownWrongVariant
-from grader.validation import exercise_validate
-from gradlab.contentio import ContentReport
+from grader.tasks import validate_exercise
+from grader.validation import exercise_validate, exercise_validation_run
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "content"
 LESSONS_AND_EXERCISES = override_settings(
-    CONTENT_LOADERS=["quizzes.content.load_lessons", "grader.content.load_exercises"]
+    CONTENT_LOADERS=["lessons.content.load_lessons", "grader.content.load_exercises"]
 )
 
 
@@ -153,3 +156,57 @@ def test_validating_an_exercise_from_the_database_stores_the_outcome(tmp_path: P
     assert not exercise_validate(exercise).ok
     exercise.refresh_from_db()
     assert exercise.validation_status == "invalid"
+
+
+@pytest.mark.django_db
+@pytest.mark.sandbox
+def test_import_keeps_an_exercise_its_validation_unpublished_offline_until_it_passes_again(
+    tmp_path: Path, django_capture_on_commit_callbacks: Any
+) -> None:
+    root = content_copy(tmp_path, "relu-backward")
+    folder = root / "exercises/relu-backward"
+    good = (folder / "solution.py").read_text()
+    # The author's reference is wrong: the validation (the real grader) takes the exercise offline.
+    (folder / "solution.py").write_text((folder / "wrong/times_activation.py").read_text())
+    import_content(root)
+    exercise = Exercise.objects.get(slug="relu-backward")
+    assert not exercise_validate(exercise).ok
+    exercise.refresh_from_db()
+    assert (exercise.is_active, exercise.withdrawn_by_validation) == (False, True)
+
+    # Importing the same folder again does not publish it.
+    with (
+        mock.patch.object(validate_exercise, "apply_async") as send,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        output = import_content(root)
+    assert "note      exercise relu-backward is still unpublished: its validation failed" in output
+    exercise.refresh_from_db()
+    assert (exercise.is_active, exercise.validation_status) == (False, "invalid")
+    send.assert_not_called()
+
+    # The author fixes the reference: the new content is written, kept offline, and validated.
+    (folder / "solution.py").write_text(good)
+    with (
+        mock.patch.object(validate_exercise, "apply_async") as send,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        output = import_content(root)
+    assert "exercise relu-backward (unpublished until its validation passes; validation queued)" in output
+    exercise.refresh_from_db()
+    assert exercise.reference_solution == good
+    assert (exercise.is_active, exercise.withdrawn_by_validation, exercise.validation_status) == (
+        False,
+        True,
+        "pending",
+    )
+    send.assert_called_once_with(args=(exercise.pk,), retry=False)
+    # The worker's run of that task passes and publishes it again.
+    assert exercise_validation_run(exercise.pk) == {"exercise": exercise.pk, "ok": True}
+    exercise.refresh_from_db()
+    assert (exercise.is_active, exercise.withdrawn_by_validation, exercise.validation_status) == (True, False, "valid")
+    # ...and from then on an unchanged import leaves it published.
+    output = import_content(root)
+    assert "relu-backward" not in output  # neither written again nor noted: unchanged
+    exercise.refresh_from_db()
+    assert exercise.is_active

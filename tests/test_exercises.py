@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,11 +19,6 @@ VARIANTS = [
     for folder in FOLDERS
     for variant in (parse_exercise_folder(folder).wrong if (folder / "exercise.yaml").is_file() else [])
 ]
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Engine]:
-    yield Engine.get()
 
 
 def test_the_catalog_has_all_twelve_exercises() -> None:
@@ -70,8 +64,8 @@ def test_each_known_wrong_variant_is_rejected_with_its_mistake(
     parsed = parse_exercise_folder(folder)
     result = engine.grade(parsed.spec, variant.code)
     assert result.verdict != Verdict.ACCEPTED
-    diagnosed = [entry["mistake"] for entry in result.diagnosis]
+    diagnosed = [entry.mistake for entry in result.diagnosis]
     assert variant.mistake.value in diagnosed, result.feedback
-    entry = next(entry for entry in result.diagnosis if entry["mistake"] == variant.mistake.value)
-    assert entry["title"] and entry["why"] and entry["hint"]
-    assert entry["lesson_url"].startswith("/lessons/")
+    entry = next(entry for entry in result.diagnosis if entry.mistake == variant.mistake.value)
+    assert entry.title and entry.why and entry.hint
+    assert entry.lesson_url.startswith("/lessons/")

@@ -11,7 +11,8 @@ import pytest
 from django.core.management import call_command
 
 from grader.models import Exercise, KnownWrongVariant
-from quizzes.models import Lesson, QuizQuestion
+from lessons.models import Lesson
+from quizzes.models import QuizQuestion
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -139,7 +140,7 @@ def test_a_short_answer_edited_in_the_admin_survives_export_and_import(imported:
         "references": json.dumps(lesson.references or []),
         "related": [other.pk for other in lesson.related.all()],
     }
-    response = client.post(f"/admin/quizzes/lesson/{lesson.pk}/change/", form)
+    response = client.post(f"/admin/lessons/lesson/{lesson.pk}/change/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
     lesson.refresh_from_db()
     assert lesson.short_answer_md.strip() == new_answer

@@ -40,6 +40,17 @@ def test_a_nan_or_infinite_entry_never_passes(bad: float) -> None:
     assert rel_error(b, b) == float("inf")
 
 
+def test_finite_values_near_the_float64_limit_have_a_finite_relative_error() -> None:
+    """Opposite values near float64's largest: |a - b| and |a| + |b| overflowed to inf, inf / inf
+    was NaN, and a NaN error compares as passing in max(0.0, nan) and is no failure for `<=`."""
+    largest = np.finfo(np.float64).max
+    a = np.array([largest, 1.0])
+    b = np.array([-largest, 1.0])
+    with np.errstate(all="raise"):
+        assert rel_error(a, b) == 1.0
+    assert rel_error(np.array([largest]), np.array([largest / 2])) == pytest.approx(1 / 3)
+
+
 def test_arrays_of_different_shapes_never_pass() -> None:
     assert rel_error(np.ones((2, 3)), np.ones((3, 2))) == float("inf")
 

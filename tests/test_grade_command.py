@@ -51,6 +51,27 @@ def test_grade_without_json_prints_a_readable_report() -> None:
     assert "timings:" in output
 
 
+def test_the_readable_report_escapes_terminal_control_sequences_from_the_submission(tmp_path: Path) -> None:
+    hostile = tmp_path / "escapes.py"
+    hostile.write_text(
+        "def linear_backward(dout, x, w, b):\n"
+        "    raise ValueError('\\x1b[2J\\x1b]0;owned\\x07\\rverdict: accepted\\u202e\\x9b31m')\n"
+    )
+    output = run("grade", "linear-backward", str(hostile))
+    assert output.startswith("verdict: runtime_error")
+    for raw in ("\x1b", "\x07", "\r", "\u202e", "\x9b"):
+        assert raw not in output
+    assert "\\x1b[2J" in output and "\\rverdict: accepted" in output  # shown, escaped
+    assert output.count("\nverdict:") == 0  # no forged line
+
+
+def test_a_file_saved_with_a_utf8_byte_order_mark_is_graded_as_the_same_file(tmp_path: Path) -> None:
+    with_bom = tmp_path / "solution_bom.py"
+    with_bom.write_bytes(b"\xef\xbb\xbf" + (LINEAR / "solution.py").read_bytes())
+    result = json.loads(run("grade", "linear-backward", str(with_bom), "--json"))
+    assert result["verdict"] == "accepted", result["feedback"]
+
+
 def test_grade_fails_when_the_file_cannot_be_read(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="cannot read"):
         run("grade", "linear-backward", str(tmp_path / "missing.py"), "--json")

@@ -9,12 +9,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from gradlab.contentio import ContentReport
-from quizzes.content import load_lessons
-from quizzes.models import Lesson
+from contentsync.files import ContentReport
+from lessons.content import load_lessons
+from lessons.models import Lesson
 
 ROOT = Path(__file__).resolve().parent.parent
-LESSONS_ONLY = override_settings(CONTENT_LOADERS=["quizzes.content.load_lessons"])
+LESSONS_ONLY = override_settings(CONTENT_LOADERS=["lessons.content.load_lessons"])
 
 CHAIN_RULE = """\
 ---

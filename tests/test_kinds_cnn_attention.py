@@ -1,14 +1,12 @@
-"""The batch-norm, convolution, max-pool, attention and multi-head attention exercises.
+"""The batch-norm, convolution, max-pool, attention and multi-head attention exercises, kind by kind.
 
-Kind-level pieces are tested directly (references against hand-written NumPy gradients
-and central differences, mistake models, case coverage, training runs); the engine
-tests grade alternative correct solutions, written in other styles than solution.py,
-and every known-wrong variant through the real sandbox.
+Kind-level pieces are tested directly: references against hand-written NumPy gradients and central
+differences, mistake models, case coverage, training runs; tests/test_kinds_cnn_attention_engine.py
+grades the same exercises through the real sandbox.
 """
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -20,222 +18,19 @@ from grader.gradcheck import check_numerically, rel_error
 from grader.kinds import KINDS
 from grader.kinds.base import Case, Kind
 from grader.training import run_training
-
-ROOT = Path(__file__).resolve().parent.parent
-EXERCISES = ROOT / "content" / "exercises"
-SLUGS = (
-    "batchnorm-backward",
-    "conv2d-backward",
-    "maxpool2d-backward",
-    "attention-backward",
-    "multihead-attention-backward",
+from tests.cnn_attention_helpers import (
+    EXERCISES,
+    MAX_ARRAY_ELEMENTS,
+    SLUGS,
+    all_cases,
+    alternative_sources,
+    case_models,
+    cases_with_references,
+    evaluated_models,
+    load_function,
+    returned,
+    wrong_variants,
 )
-SEEDS = range(6)
-# "A few hundred elements at most" per array keeps grading fast.
-MAX_ARRAY_ELEMENTS = 400
-
-
-# --- Alternative correct solutions, in other styles than solution.py ------------------------
-
-ALTERNATIVES: dict[str, dict[str, str]] = {
-    "batchnorm-backward": {
-        "staged computational graph": """
-            import numpy as np
-
-
-            def batchnorm_backward(dout, x, gamma, beta, eps):
-                n = x.shape[0]
-                mu = np.sum(x, axis=0) / n
-                xc = x - mu
-                var = np.sum(xc**2, axis=0) / n
-                std = np.sqrt(var + eps)
-                inv = 1.0 / std
-                xhat = xc * inv
-                dbeta = np.sum(dout, axis=0)
-                dgamma = np.sum(dout * xhat, axis=0)
-                dxhat = dout * gamma
-                dinv = np.sum(dxhat * xc, axis=0)
-                dxc = dxhat * inv
-                dstd = -dinv / std**2
-                dvar = dstd * 0.5 / std
-                dxc = dxc + 2.0 * xc * dvar / n
-                dmu = -np.sum(dxc, axis=0)
-                dx = dxc + dmu / n
-                return dx, dgamma, dbeta
-        """,
-        "per-feature Jacobian with loops": """
-            import math
-
-            import numpy as np
-
-
-            def batchnorm_backward(dout, x, gamma, beta, eps):
-                n, d = x.shape
-                dx = np.zeros((n, d))
-                dgamma = np.zeros(d)
-                dbeta = np.zeros(d)
-                for j in range(d):
-                    col = x[:, j]
-                    mean = sum(col) / n
-                    var = sum((c - mean) ** 2 for c in col) / n
-                    s = math.sqrt(var + eps)
-                    xhat = (col - mean) / s
-                    dgamma[j] = float(dout[:, j] @ xhat)
-                    dbeta[j] = float(dout[:, j].sum())
-                    # J[i, k] = d xhat_i / d x_k = (delta_ik - 1/n - xhat_i xhat_k / n) / s
-                    jac = (np.eye(n) - 1.0 / n - np.outer(xhat, xhat) / n) / s
-                    dx[:, j] = jac.T @ (dout[:, j] * gamma[j])
-                return dx, dgamma, dbeta
-        """,
-    },
-    "conv2d-backward": {
-        "im2col": """
-            import numpy as np
-
-
-            def conv2d_backward(dout, x, w, b, stride, pad):
-                n, c, h, wd = x.shape
-                f, _, kh, kw = w.shape
-                _, _, ho, wo = dout.shape
-                xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-                windows = []
-                for i in range(ho):
-                    for j in range(wo):
-                        windows.append(xp[:, :, i * stride : i * stride + kh, j * stride : j * stride + kw].reshape(n, -1))
-                cols = np.stack(windows, axis=1)  # (N, Ho*Wo, C*kh*kw)
-                d = dout.reshape(n, f, ho * wo).transpose(0, 2, 1)  # (N, Ho*Wo, F)
-                dw = np.einsum("npf,npk->fk", d, cols).reshape(w.shape)
-                db = d.sum(axis=(0, 1))
-                dcols = d @ w.reshape(f, -1)
-                dxp = np.zeros_like(xp)
-                p = 0
-                for i in range(ho):
-                    for j in range(wo):
-                        dxp[:, :, i * stride : i * stride + kh, j * stride : j * stride + kw] += dcols[:, p].reshape(n, c, kh, kw)
-                        p += 1
-                return dxp[:, :, pad : pad + h, pad : pad + wd], dw, db
-        """,
-    },
-    "maxpool2d-backward": {
-        "equality mask, no argmax": """
-            import numpy as np
-
-
-            def maxpool2d_backward(dout, x, pool, stride):
-                dx = np.zeros(x.shape)
-                ho, wo = dout.shape[2], dout.shape[3]
-                for i in range(ho):
-                    for j in range(wo):
-                        rows = slice(i * stride, i * stride + pool)
-                        cols = slice(j * stride, j * stride + pool)
-                        win = x[:, :, rows, cols]
-                        mask = win == win.max(axis=(2, 3), keepdims=True)
-                        dx[:, :, rows, cols] += mask * dout[:, :, i : i + 1, j : j + 1]
-                return dx
-        """,
-    },
-    "attention-backward": {
-        "row by row with the softmax Jacobian matrix": """
-            import math
-
-            import numpy as np
-
-
-            def attention_backward(dout, q, k, v, causal):
-                dq, dk, dv = np.zeros(q.shape), np.zeros(k.shape), np.zeros(v.shape)
-                scale = 1.0 / math.sqrt(q.shape[2])
-                for b in range(q.shape[0]):
-                    for i in range(q.shape[1]):
-                        s = np.einsum("d,jd->j", q[b, i], k[b]) * scale
-                        if causal:
-                            s[i + 1 :] = -np.inf
-                        e = np.exp(s - s.max())
-                        p = e / e.sum()
-                        dv[b] += np.outer(p, dout[b, i])
-                        ds = (np.diag(p) - np.outer(p, p)) @ (v[b] @ dout[b, i])
-                        dq[b, i] = scale * ds @ k[b]
-                        dk[b] += scale * np.outer(ds, q[b, i])
-                return dq, dk, dv
-        """,
-    },
-    "multihead-attention-backward": {
-        "head by head with einsum and column slices": """
-            import numpy as np
-
-
-            def mha_backward(dout, x, w_q, w_k, w_v, w_o, num_heads):
-                e = x.shape[2]
-                d = e // num_heads
-                dx = np.zeros(x.shape)
-                dw_q, dw_k, dw_v, dw_o = (np.zeros(w.shape) for w in (w_q, w_k, w_v, w_o))
-                dconcat = np.einsum("bto,eo->bte", dout, w_o)
-                for h in range(num_heads):
-                    cols = slice(h * d, (h + 1) * d)
-                    q = np.einsum("bte,ed->btd", x, w_q[:, cols])
-                    k = np.einsum("bte,ed->btd", x, w_k[:, cols])
-                    v = np.einsum("bte,ed->btd", x, w_v[:, cols])
-                    s = np.einsum("bid,bjd->bij", q, k) / np.sqrt(d)
-                    p = np.exp(s - s.max(axis=2, keepdims=True))
-                    p = p / p.sum(axis=2, keepdims=True)
-                    head = np.einsum("bij,bjd->bid", p, v)
-                    dw_o[cols] += np.einsum("btd,bto->do", head, dout)
-                    dhead = dconcat[:, :, cols]
-                    dv = np.einsum("bij,bid->bjd", p, dhead)
-                    dp = np.einsum("bid,bjd->bij", dhead, v)
-                    ds = p * (dp - np.sum(dp * p, axis=2, keepdims=True)) / np.sqrt(d)
-                    dq = np.einsum("bij,bjd->bid", ds, k)
-                    dk = np.einsum("bij,bid->bjd", ds, q)
-                    for w, dw, g in ((w_q, dw_q, dq), (w_k, dw_k, dk), (w_v, dw_v, dv)):
-                        dw[:, cols] += np.einsum("bte,btd->ed", x, g)
-                        dx += np.einsum("btd,ed->bte", g, w[:, cols])
-                return dx, dw_q, dw_k, dw_v, dw_o
-        """,
-    },
-}
-
-
-def alternative_sources() -> list[tuple[str, str, str]]:
-    return [
-        (slug, style, textwrap.dedent(code)) for slug, styles in ALTERNATIVES.items() for style, code in styles.items()
-    ]
-
-
-def load_function(source: str, name: str) -> Any:
-    """Run trusted source (solutions in this repository) in a fresh namespace and return its function."""
-    namespace: dict[str, Any] = {}
-    exec(compile(source, name, "exec"), namespace)
-    return namespace[name]
-
-
-def wrong_variants() -> list[tuple[str, Path, str]]:
-    rows = []
-    for slug in SLUGS:
-        for path in sorted((EXERCISES / slug / "wrong").glob("*.py")):
-            header = path.read_text().splitlines()[0]
-            assert header.startswith("# mistake: "), path
-            rows.append((slug, path, header.removeprefix("# mistake: ").strip()))
-    return rows
-
-
-def all_cases(kind: Kind) -> list[Case]:
-    return [case for seed in SEEDS for case in kind.make_cases(np.random.default_rng(seed))]
-
-
-def returned(kind: Kind, function: Any, case: Case) -> dict[str, Any]:
-    copies = {name: value.copy() if isinstance(value, np.ndarray) else value for name, value in case.args.items()}
-    return kind.split_result(function(*kind.call_args(copies)))
-
-
-def evaluated_models(kind: Kind, case: Case) -> dict[str, list[tuple[Mistake, str, str, Any]]]:
-    """{output: [(mistake, title, why, value)]} of the kind's models that apply to the case, as the engine builds it."""
-    models: dict[str, list[tuple[Mistake, str, str, Any]]] = {}
-    for model in [*kind.mistake_models(), *kind.generic_mistake_models()]:
-        values = model.compute(case)
-        for output, value in (values or {}).items():
-            if model.outputs is None or output in model.outputs:
-                models.setdefault(output, []).append((model.mistake, model.title, model.why, value))
-    return models
-
 
 # --- References ---------------------------------------------------------------------------
 
@@ -247,8 +42,7 @@ def test_the_torch_reference_equals_hand_written_numpy_gradients(slug: str, styl
         "solution.py": load_function((EXERCISES / slug / "solution.py").read_text(), kind.function_name),
         style: load_function(source, kind.function_name),
     }
-    for case in all_cases(kind):
-        expected = kind.reference(case)
+    for case, expected in cases_with_references(slug):
         for name, function in solutions.items():
             got = returned(kind, function, case)
             for output, value in expected.items():
@@ -256,6 +50,7 @@ def test_the_torch_reference_equals_hand_written_numpy_gradients(slug: str, styl
                 assert rel_error(got[output], value) < 1e-9, (name, case.label, output)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("slug", SLUGS)
 def test_the_reference_agrees_with_central_differences(slug: str) -> None:
     kind = KINDS[slug]
@@ -373,12 +168,12 @@ def test_overlapping_maxpool_cases_have_a_maximum_shared_by_two_windows() -> Non
 # --- Mistake models -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("slug", SLUGS)
 def test_every_mistake_model_differs_from_the_reference_on_every_case(slug: str) -> None:
     kind = KINDS[slug]
     used = set()
-    for case in all_cases(kind):
-        expected = kind.reference(case)
+    for case, expected in cases_with_references(slug):
         for index, model in enumerate(kind.mistake_models()):
             values = model.compute(case)
             if values is None:
@@ -392,14 +187,14 @@ def test_every_mistake_model_differs_from_the_reference_on_every_case(slug: str)
     assert used == set(range(len(kind.mistake_models()))), "every model applies to some case"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("slug", "path", "mistake"), wrong_variants(), ids=lambda v: getattr(v, "name", str(v)))
 def test_each_known_wrong_variant_is_diagnosed_with_its_labelled_mistake(slug: str, path: Path, mistake: str) -> None:
     kind = KINDS[slug]
     function = load_function(path.read_text(), kind.function_name)
     assert mistake in set(Mistake)
     wrong_somewhere = False
-    for case in all_cases(kind):
-        expected = kind.reference(case)
+    for index, (case, expected) in enumerate(cases_with_references(slug)):
         got = returned(kind, function, case)
         models = None
         for output, value in expected.items():
@@ -407,7 +202,7 @@ def test_each_known_wrong_variant_is_diagnosed_with_its_labelled_mistake(slug: s
                 continue
             wrong_somewhere = True
             specific = kind.likely_mistakes(case, output, value, got[output])
-            models = models if models is not None else evaluated_models(kind, case)
+            models = models if models is not None else case_models(slug, index)
             diagnosis = (
                 specific[0]
                 if specific
@@ -457,64 +252,6 @@ def test_training_with_a_wrong_backward_drifts_from_autograd(slug: str) -> None:
     assert run.rel_error > 1e-4, path.name
 
 
-# --- Through the engine and the sandbox ---------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def engine() -> Any:
-    from grader.engine import Engine
-
-    return Engine.get()
-
-
-def spec_of(slug: str) -> Any:
-    from grader.spec import ExerciseSpec
-
-    return ExerciseSpec.from_folder(EXERCISES / slug)
-
-
-@pytest.mark.sandbox
-@pytest.mark.slow
-@pytest.mark.parametrize(("slug", "style", "source"), alternative_sources())
-def test_an_alternative_correct_solution_is_accepted(engine: Any, slug: str, style: str, source: str) -> None:
-    result = engine.grade(spec_of(slug), source, seed=11)
-    assert result.verdict == "accepted", (style, result.feedback, result.checks)
-    assert result.score == 1.0
-    assert result.training is not None and result.training["rel_error"] < 1e-6
-
-
-@pytest.mark.sandbox
-@pytest.mark.slow
-@pytest.mark.parametrize("slug", SLUGS)
-def test_the_reference_solution_is_accepted_and_reports_every_check(engine: Any, slug: str) -> None:
-    result = engine.grade(spec_of(slug), (EXERCISES / slug / "solution.py").read_text(), seed=5)
-    assert result.verdict == "accepted", result.feedback
-    names = {check["name"] for check in result.checks}
-    assert {"load", "outputs", "no_inplace", "autograd", "numerical", "training"} <= names
-    assert any(name.startswith("edge_cases") for name in names)
-
-
-@pytest.mark.sandbox
-@pytest.mark.slow
-@pytest.mark.parametrize(("slug", "path", "mistake"), wrong_variants(), ids=lambda v: getattr(v, "name", str(v)))
-def test_a_known_wrong_variant_gets_wrong_answer_and_its_diagnosis(
-    engine: Any, slug: str, path: Path, mistake: str
-) -> None:
-    result = engine.grade(spec_of(slug), path.read_text(), seed=3)
-    assert result.verdict == "wrong_answer", result.feedback
-    assert mistake in {entry["mistake"] for entry in result.diagnosis}, result.diagnosis
-
-
-@pytest.mark.sandbox
-@pytest.mark.slow
-def test_the_unchanged_starter_code_has_the_right_shapes_but_is_a_wrong_answer_of_zeros(engine: Any) -> None:
-    for slug in SLUGS:
-        result = engine.grade(spec_of(slug), (EXERCISES / slug / "starter.py").read_text(), seed=1)
-        assert result.verdict == "wrong_answer", slug
-        assert next(check for check in result.checks if check["name"] == "outputs")["passed"], slug
-        assert "is all zeros" in result.feedback, (slug, result.feedback)
-
-
 # --- Content ------------------------------------------------------------------------------
 
 
@@ -536,3 +273,82 @@ def test_statement_links_its_lesson_and_starter_has_the_catalog_signature(slug: 
         assert function.name == kind.function_name
         assert tuple(arg.arg for arg in function.args.args) == kind.arg_names
     assert "np.zeros_like" in (EXERCISES / slug / "starter.py").read_text()
+
+
+# --- Mistakes that share a shape: each gets its own name and hint ---------------------------
+
+
+def diagnosis_of(kind: Kind, case: Case, output: str, got: Any) -> Any:
+    expected = kind.reference(case)[output]
+    specific = kind.likely_mistakes(case, output, expected, got)
+    if specific:
+        return specific[0]
+    return diagnose_array(
+        output=output,
+        expected=expected,
+        got=got,
+        case_args=case.args,
+        upstream=kind.upstream,
+        models=evaluated_models(kind, case).get(output, []),
+        hints=kind.hints,
+        lesson_url=kind.lesson_url(),
+    )
+
+
+def square_kernel_case() -> Case:
+    kind = KINDS["conv2d-backward"]
+    return next(c for c in all_cases(kind) if c.args["w"].shape[2] == c.args["w"].shape[3] and c.args["stride"] > 1)
+
+
+def conv_dx_with_kernel(case: Case, kernel: np.ndarray) -> np.ndarray:
+    """dx of the scatter form run with another kernel (what a learner's loop computes with a wrong index)."""
+    dout, x, stride, pad = case.args["dout"], case.args["x"], case.args["stride"], case.args["pad"]
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dx_pad = np.zeros_like(x_pad)
+    rows, columns = kernel.shape[2:]
+    for i in range(dout.shape[2]):
+        for j in range(dout.shape[3]):
+            top, left = i * stride, j * stride
+            dx_pad[:, :, top : top + rows, left : left + columns] += np.einsum(
+                "nf,fcuv->ncuv", dout[:, :, i, j], kernel
+            )
+    return dx_pad[:, :, pad : pad + x.shape[2], pad : pad + x.shape[3]]
+
+
+def test_conv_a_flipped_and_a_transposed_kernel_get_different_mistakes_and_hints() -> None:
+    kind = KINDS["conv2d-backward"]
+    case = square_kernel_case()
+    w = case.args["w"]
+    flipped = diagnosis_of(kind, case, "dx", conv_dx_with_kernel(case, w[:, :, ::-1, ::-1]))
+    transposed = diagnosis_of(kind, case, "dx", conv_dx_with_kernel(case, w.transpose(0, 1, 3, 2)))
+    assert flipped.mistake == Mistake.FLIPPED_KERNEL, flipped.title
+    assert transposed.mistake == Mistake.TRANSPOSED, transposed.title
+    assert flipped.hint != transposed.hint
+    assert "rotat" in flipped.hint and "rotat" not in transposed.hint
+    assert "scatter" in flipped.hint and "full correlation" in flipped.hint, "the hint says which form rotates"
+    assert flipped.lesson_url == "/lessons/cnn-architecture/#convolution-backward"
+    dw = kind.reference(case)["dw"]
+    assert diagnosis_of(kind, case, "dw", dw.transpose(0, 1, 3, 2).copy()).mistake == Mistake.TRANSPOSED
+    assert diagnosis_of(kind, case, "dw", dw[:, :, ::-1, ::-1].copy()).mistake == Mistake.FLIPPED_KERNEL
+
+
+def test_conv_filter_and_channel_axes_swapped_is_named_transposed() -> None:
+    kind = KINDS["conv2d-backward"]
+    case = next(c for c in all_cases(kind) if c.args["w"].shape[0] == c.args["w"].shape[1])
+    got = conv_dx_with_kernel(case, case.args["w"].transpose(1, 0, 2, 3))
+    diagnosis = diagnosis_of(kind, case, "dx", got)
+    assert diagnosis.mistake == Mistake.TRANSPOSED and "filter and channel" in diagnosis.title
+
+
+@pytest.mark.parametrize("output", ["dw_q", "dw_k", "dw_v"])
+def test_mha_a_transposed_projection_gradient_gets_a_hint_about_that_projection(output: str) -> None:
+    kind = KINDS["multihead-attention-backward"]
+    case = all_cases(kind)[1]
+    expected = kind.reference(case)[output]
+    diagnosis = diagnosis_of(kind, case, output, expected.T.copy())
+    assert diagnosis.mistake == Mistake.TRANSPOSED
+    assert "w_o" not in diagnosis.hint and "concat" not in diagnosis.hint
+    assert f"x^T @ d{output[-1]}" in diagnosis.hint
+    assert diagnosis.lesson_url == "/lessons/attention-mechanisms/#multi-head-attention-backward"
+    dw_o = kind.reference(case)["dw_o"]
+    assert "w_o" in diagnosis_of(kind, case, "dw_o", dw_o.T.copy()).hint

@@ -9,16 +9,16 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from grader.models import Exercise, Submission
-from quizzes.models import Lesson
+from lessons.models import Lesson
 
 pytestmark = pytest.mark.django_db
 
-DASHBOARD_URLS = ["/dashboard/", "/dashboard/exercises.csv", "/dashboard/live/", "/dashboard/?format=csv&table=daily"]
+DASHBOARD_URLS = ["/dashboard/", "/dashboard/exercises.csv", "/dashboard/live/", "/dashboard/daily.csv"]
 CONTENT_ADMIN_PAGES = [
     "admin:grader_exercise_changelist",
     "admin:grader_exercise_add",
-    "admin:quizzes_lesson_changelist",
-    "admin:quizzes_lesson_add",
+    "admin:lessons_lesson_changelist",
+    "admin:lessons_lesson_add",
     "admin:quizzes_quizquestion_changelist",
     "admin:quizzes_quizquestion_add",
 ]
@@ -86,7 +86,7 @@ def test_an_instructor_edits_content_in_the_admin(client: Any, instructor: User,
 def test_an_instructor_can_change_a_lesson(client: Any, instructor: User) -> None:
     lesson = Lesson.objects.create(slug="backpropagation", title="Backprop", question="Why?")
     client.force_login(instructor)
-    assert client.get(reverse("admin:quizzes_lesson_change", args=[lesson.pk])).status_code == 200
+    assert client.get(reverse("admin:lessons_lesson_change", args=[lesson.pk])).status_code == 200
 
 
 @pytest.mark.parametrize("name", USER_ADMIN_PAGES)
@@ -131,3 +131,24 @@ def test_an_instructor_may_remove_a_known_wrong_variant_but_not_delete_exercises
     assert not instructor.has_perm("grader.delete_exercise")
     assert not instructor.has_perm("auth.change_user") and not instructor.has_perm("auth.view_user")
     assert not instructor.has_perm("grader.view_submission")
+
+
+def test_an_instructor_deleting_a_question_is_told_why_not_and_what_to_do(
+    client: Any, instructor: User, learner: User, staff: User
+) -> None:
+    from quizzes.models import QuizAttempt, QuizQuestion
+
+    lesson = Lesson.objects.create(slug="l", title="L", body_md="x")
+    question = QuizQuestion.objects.create(
+        lesson=lesson, key="q1", kind="numeric", prompt_md="?", explanation_md=".", answer=1
+    )
+    QuizAttempt.objects.create(user=learner, question=question, answer_text="2", score=0, is_correct=False)
+    delete_url = reverse("admin:quizzes_quizquestion_delete", args=[question.pk])
+    client.force_login(instructor)
+    response = client.post(delete_url, {"post": "yes"}, follow=True)
+    assert response.redirect_chain[-1][0] == reverse("admin:quizzes_quizquestion_change", args=[question.pk])
+    text = response.content.decode()
+    assert "You cannot delete “q1”" in text and "(1 so far)" in text and "untick “Is active”" in text
+    assert QuizQuestion.objects.filter(pk=question.pk).exists() and QuizAttempt.objects.count() == 1
+    client.force_login(staff)  # who may delete still gets Django's confirmation page
+    assert "Are you sure" in client.get(delete_url).content.decode()

@@ -8,9 +8,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from dashboard.progress import SUBMISSIONS_SHOWN_PER_EXERCISE, learner_progress
 from grader.models import Exercise, Submission
-from quizzes.models import Lesson, LessonRead, QuizAttempt, QuizQuestion
+from lessons.models import Lesson, LessonRead
+from lessons.progress import SUBMISSIONS_SHOWN_PER_EXERCISE, learner_progress
+from quizzes.models import QuizAttempt, QuizQuestion
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""The quiz loader (quizzes/quiz_content.py) on the real content/quizzes files and on broken ones."""
+"""The quiz loader (quizzes/content.py) on the real content/quizzes files and on broken ones."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
-from gradlab.contentio import ContentReport
-from quizzes.models import Lesson, QuestionKind, QuizAttempt, QuizQuestion
+from contentsync.files import ContentReport
+from lessons.models import Lesson
+from quizzes.content import SLOT, load_quizzes, parse_quiz_file
+from quizzes.models import QuestionKind, QuizAttempt, QuizQuestion
 from quizzes.parameterized import variant_for
-from quizzes.quiz_content import SLOT, load_quizzes, parse_quiz_file
 from tests.conftest import unavailable
 
 LESSON_SLUGS = [
@@ -261,7 +262,7 @@ def test_import_content_prints_file_and_line_and_imports_the_good_files(tmp_path
 
     from django.core.management import CommandError, call_command
 
-    settings.CONTENT_LOADERS = ["quizzes.quiz_content.load_quizzes"]
+    settings.CONTENT_LOADERS = ["quizzes.content.load_quizzes"]
     make_lessons("backpropagation", "batch-normalization")
     write(tmp_path, "backpropagation.yaml", "questions:\n  - key: q\n    type: numeric\n    prompt: p\n    answer: x\n")
     write(tmp_path, "batch-normalization.yaml", GOOD_QUIZ)

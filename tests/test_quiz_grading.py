@@ -1,11 +1,11 @@
-"""Answer checking (quizzes/quiz_grading.py): every question type, tolerance edges, parsing, bad input."""
+"""Answer checking (quizzes/grading.py): every question type, tolerance edges, parsing, bad input."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from quizzes.quiz_grading import (
+from quizzes.grading import (
     MAX_ANSWER_CHARS,
     AnswerInvalid,
     Tolerance,

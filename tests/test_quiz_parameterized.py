@@ -15,8 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from quizzes.grading import Tolerance, format_matrix, grade_matrix
 from quizzes.parameterized import BATCHNORM_EPS, GENERATORS, Variant, variant_for
-from quizzes.quiz_grading import Tolerance, format_matrix, grade_matrix
 
 SEEDS = range(200)
 # The independent computation runs in float64; answers are exact to far below any stated tolerance.

@@ -1,4 +1,4 @@
-"""The quiz page (quizzes/quiz_views.py): reading, answering, feedback, bad input, tampering, access."""
+"""The quiz page (quizzes/views.py): reading, answering, feedback, bad input, tampering, access."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from django.test import Client
 from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains
 
-from gradlab.contentio import ContentReport
-from quizzes.models import Lesson, QuizAttempt, QuizQuestion
-from quizzes.quiz_content import load_quizzes
-from quizzes.quiz_grading import MAX_ANSWER_CHARS, format_matrix
-from quizzes.quiz_services import question_variant, quiz_scores_for, variant_seed
+from contentsync.files import ContentReport
+from lessons.models import Lesson
+from quizzes.content import load_quizzes
+from quizzes.grading import MAX_ANSWER_CHARS, format_matrix
+from quizzes.models import QuizAttempt, QuizQuestion
+from quizzes.services import question_variant, quiz_scores_for, variant_seed
 
 FETCH = {"HTTP_X_REQUESTED_WITH": "fetch"}
 SLUGS = ["backpropagation", "attention-mechanisms", "cnn-architecture", "activation-functions", "batch-normalization"]
@@ -135,14 +136,104 @@ def test_a_right_single_choice_is_stored_and_the_explanation_shown(learner: User
     assertContains(page, "Score: <strong>1 / 11</strong>")
 
 
-def test_a_fixed_question_takes_one_attempt_only(learner: User, url: str) -> None:
+def test_a_fixed_question_allows_three_attempts_with_decreasing_credit_and_hides_the_answer_until_settled(
+    learner: User, url: str
+) -> None:
     client = as_user(learner)
     q = question("two-paths-sum")
     client.post(url, {"question": q.key, "choice": wrong_key(q)})
+    page = client.get(url)
+    assertContains(page, "Not quite: attempt 1 of 3.")
+    assertContains(page, "2 attempts left; the next one earns up to 50% of the point.")
+    assertNotContains(page, "accumulate")  # the explanation waits
+    assertNotContains(page, "quiz-choice-review")  # and so does the right choice
+    right = client.post(url, {"question": q.key, "choice": correct_key(q)})
+    assert right.status_code == 302
+    assert list(QuizAttempt.objects.filter(question=q).values_list("score", "variant")) == [(0.0, 0), (0.5, 1)]
+    page = client.get(url)
+    assertContains(page, "&#10004; Correct")
+    assertContains(page, "accumulate")
     again = client.post(url, {"question": q.key, "choice": correct_key(q)})
-    assertContains(again, "You already answered this question", status_code=400)
-    assert list(QuizAttempt.objects.filter(question=q).values_list("score", flat=True)) == [0.0]
-    assertContains(client.get(url), "&#10008; Not quite")
+    assertContains(again, "You already answered this question correctly", status_code=400)
+
+
+def test_after_three_wrong_attempts_the_answer_is_shown_and_no_fourth_is_taken(learner: User, url: str) -> None:
+    client = as_user(learner)
+    q = question("two-paths-sum")
+    for _ in range(3):
+        assert client.post(url, {"question": q.key, "choice": wrong_key(q)}).status_code == 302
+    fourth = client.post(url, {"question": q.key, "choice": correct_key(q)})
+    assertContains(fourth, "You have used all 3 attempts", status_code=400)
+    assert QuizAttempt.objects.filter(question=q).count() == 3
+    page = client.get(url)
+    assertContains(page, "&#10008; Not quite")
+    assertContains(page, "accumulate")
+    assertContains(page, "No attempts left")
+
+
+def test_a_quiz_policy_changes_the_attempts_and_credits_stated_on_the_page(learner: User, url: str) -> None:
+    from quizzes.models import QuizPolicy
+
+    QuizPolicy.objects.create(lesson=Lesson.objects.get(slug="backpropagation"), max_attempts=2, credits=[1, 0.3])
+    client = as_user(learner)
+    page = client.get(url)
+    assertContains(page, "up to <strong>2 attempts</strong>")
+    assertContains(page, "A right answer earns 100% and 30% of the point on attempt 1 and 2.")
+    q = question("sgd-step")
+    client.post(url, {"question": q.key, "answer": "123456"})
+    client.post(url, {"question": q.key, "answer": q.answer if isinstance(q.answer, str) else str(q.answer)})
+    assert [round(s, 2) for s in QuizAttempt.objects.filter(question=q).values_list("score", flat=True)] == [0, 0.3]
+
+
+def test_choices_are_shuffled_per_learner_stably_and_stored_with_the_attempt(
+    learner: User, other_learner: User, url: str
+) -> None:
+    from quizzes.services import choice_order
+
+    questions = list(QuizQuestion.objects.filter(kind__in=["single_choice", "multiple_choice"]))
+    assert len(questions) >= 10
+    orders = {q.pk: choice_order(learner.pk, q) for q in questions}
+    # The files list a right choice first; a shuffled order puts one first only by chance.
+    right_first = [q for q in questions if next(c for c in q.choices if c["key"] == orders[q.pk][0])["correct"]]
+    assert len(right_first) < len(questions) * 0.75
+    assert any(orders[q.pk] != [c["key"] for c in q.choices] for q in questions)
+    assert all(sorted(orders[q.pk]) == sorted(c["key"] for c in q.choices) for q in questions)
+    assert any(choice_order(other_learner.pk, q) != orders[q.pk] for q in questions)
+    assert all(choice_order(learner.pk, q) == orders[q.pk] for q in questions)  # stable
+    client = as_user(learner)
+    q = question("two-paths-sum")
+    page = client.get(url).content.decode()
+    card = page[page.index('id="q-two-paths-sum"') :]
+    positions = [card.index(f'name="choice" value="{key}"') for key in orders[q.pk]]
+    assert positions == sorted(positions)
+    client.post(url, {"question": q.key, "choice": wrong_key(q)})
+    assert QuizAttempt.objects.get(question=q).choice_order == orders[q.pk]
+
+
+def feedback_of(page: str, key: str) -> str:
+    """The feedback block of question `key` on the quiz page."""
+    card = page[page.index(f'id="q-{key}"') :]
+    card = card[: card.index("</article>")]
+    return card[card.index('class="quiz-feedback') : card.index("</section>")]
+
+
+def test_a_wrong_choice_with_attempts_left_says_what_was_picked_and_not_which_choice_is_right(
+    learner: User, url: str
+) -> None:
+    client = as_user(learner)
+    q = question("two-paths-sum")
+    picked = next(choice for choice in q.choices if not choice["correct"])
+    right = next(choice for choice in q.choices if choice["correct"])
+    client.post(url, {"question": q.key, "choice": picked["key"]})
+    feedback = feedback_of(client.get(url).content.decode(), q.key)
+    assert "Your answer:" in feedback and f"<li>{picked['text_html']}</li>" in feedback
+    assert right["text_html"] not in feedback
+    # Several picks of a multiple-choice question are all listed.
+    q = question("what-forward-must-keep")
+    client.post(url, {"question": q.key, "choice": ["a", "d"]})
+    feedback = feedback_of(client.get(url).content.decode(), q.key)
+    shown = {choice["key"]: f"<li>{choice['text_html']}</li>" for choice in q.choices}
+    assert feedback.count("<li>") == 2 and shown["a"] in feedback and shown["d"] in feedback
 
 
 def test_multiple_choice_earns_partial_credit(learner: User, url: str) -> None:
@@ -151,7 +242,10 @@ def test_multiple_choice_earns_partial_credit(learner: User, url: str) -> None:
     client.post(url, {"question": q.key, "choice": ["a", "b", "d"]})
     attempt = QuizAttempt.objects.get(question=q)
     assert attempt.score == pytest.approx(1 / 3)
-    assertContains(client.get(url), "Partly right (0.33 / 1)")
+    page = client.get(url)
+    assertContains(page, "Partly right: attempt 1 of 3.")  # not settled: the right picks stay hidden
+    assertContains(page, "Some of your picks were right, not all.")
+    assertContains(page, "best 0.33 / 1")
 
 
 def test_a_numeric_answer_through_fetch_returns_the_card_in_place(learner: User, url: str) -> None:
@@ -162,12 +256,15 @@ def test_a_numeric_answer_through_fetch_returns_the_card_in_place(learner: User,
     assert "Score: <strong>1 / 11</strong>" in data["score_html"]
 
 
-def test_a_wrong_matrix_shows_the_expected_answer(learner: User, url: str) -> None:
+def test_a_wrong_matrix_shows_the_expected_answer_once_out_of_attempts(learner: User, url: str) -> None:
     client = as_user(learner)
     client.post(url, {"question": "bias-gradient", "answer": "5, 4"})
     page = client.get(url)
     assertContains(page, "entry 1, entry 2")
-    assertContains(page, "<code>4, 5</code>")
+    assertNotContains(page, "<code>4, 5</code>")
+    client.post(url, {"question": "bias-gradient", "answer": "5, 3"})
+    client.post(url, {"question": "bias-gradient", "answer": "5, 2"})
+    assertContains(client.get(url), "<code>4, 5</code>")
 
 
 def test_a_parameterized_question_is_retried_with_new_numbers_and_keeps_the_best(learner: User, url: str) -> None:

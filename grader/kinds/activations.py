@@ -112,6 +112,21 @@ class ReluBackward(ElementwiseActivation):
         "activation's value.",
     }
 
+    def make_cases(self, rng: np.random.Generator) -> list[Case]:
+        """The elementwise cases, plus an edge case with exact zeros: at the kink the gradient is 0, as in PyTorch."""
+        cases = super().make_cases(rng)
+        x = away_from_zero(rng, (3, 6))
+        x[rng.random((3, 6)) < 0.3] = 0.0
+        x[0, 0] = 0.0
+        cases.append(
+            Case(
+                label="x of shape (3, 6) with exact zeros",
+                args={"dout": rng.standard_normal((3, 6)), "x": x},
+                edge=True,
+            )
+        )
+        return cases
+
     def torch_forward(self, args: dict[str, Any]) -> torch.Tensor:
         return torch.relu(args["x"])
 

@@ -65,7 +65,7 @@ class AttentionBackward(Kind):
     arg_names = ("dout", "q", "k", "v", "causal")
     outputs = (Output("dq", of="q"), Output("dk", of="k"), Output("dv", of="v"))
     lesson_slug = "attention-mechanisms"
-    lesson_section = "mathematical-foundations"
+    lesson_section = "attention-backward"
     hints = {
         Mistake.ATTENTION_SCALE_MISSING: "The scores are q k^T / sqrt(d): recompute p with the scale, and "
         "multiply dq and dk by 1/sqrt(d) as the chain rule through the scaling requires.",

@@ -1,6 +1,6 @@
 """What an exercise kind is: its cases, its trusted reference, its mistakes, its training run.
 
-A kind describes one function of the exercise catalog (DESIGN.md) to the engine:
+A kind describes one function of the exercise catalog (docs/exercises.md) to the engine:
 
 - `arg_names` are the learner function's parameters, in order; `outputs` are what it
   returns, in order. `Output(name="dx", of="x")` is the gradient of input `x`;
@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from grader.diagnosis import Diagnosis, Mistake
+from grader.sandbox.networks import split_result
 
 # A layer as the training network sees it: keyword arguments named like the learner
 # function's (differentiable ones as tensors) -> the forward's output tensor.
@@ -54,7 +55,7 @@ class Case:
 
     `args` maps argument names to float64 ndarrays, ints, floats, bools, int ndarrays
     (labels) or dict[str, ndarray] (simple-nn parameters). `edge` marks the cases of
-    the "edge_cases" check (DESIGN.md's list: logits of magnitude 1000, stride 2,
+    the "edge_cases" check (docs/exercises.md's list: logits of magnitude 1000, stride 2,
     padding 1, causal on and off...); the others feed the autograd and numerical checks.
     """
 
@@ -88,6 +89,11 @@ class TrainingSetup:
       `layer(**kwargs)` where the exercise's operation happens. kwargs are named like
       the learner function's arguments, minus `upstream`; differentiable ones are
       tensors that may require grad, the others plain values (ints, bools, tensors).
+    - `numpy_network`, optional, names the same network in float64 NumPy
+      (grader/sandbox/networks.py) for the learner run: it computes the loss and, by hand, the
+      gradient of every parameter, calling `backward(args, upstream)` where `loss` calls the
+      layer. It must be `loss` step for step (tests/test_training.py holds every such network to
+      the autograd curve); the reference run always differentiates `loss` with PyTorch autograd.
     The spec's `training: {steps, lr}` overrides the defaults given here.
     """
 
@@ -97,6 +103,7 @@ class TrainingSetup:
     data: Callable[[np.random.Generator], dict[str, np.ndarray]]
     loss: Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], LayerFn], torch.Tensor]
     description: str = ""
+    numpy_network: str | None = None
 
 
 def to_tensor(value: Any, *, requires_grad: bool = False) -> Any:
@@ -279,10 +286,4 @@ class Kind(ABC):
 
     def split_result(self, result: Any) -> dict[str, Any]:
         """{output name: value} from what the learner returned; ValueError if the count is wrong."""
-        if len(self.outputs) == 1:
-            return {self.outputs[0].name: result}
-        if not isinstance(result, tuple | list) or len(result) != len(self.outputs):
-            names = ", ".join(output.name for output in self.outputs)
-            count = len(result) if isinstance(result, tuple | list) else 1
-            raise ValueError(f"expected a tuple of {len(self.outputs)} values ({names}), got {count}")
-        return {output.name: value for output, value in zip(self.outputs, result, strict=True)}
+        return split_result([output.name for output in self.outputs], result)

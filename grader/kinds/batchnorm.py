@@ -110,6 +110,21 @@ class BatchNormBackward(Kind):
         def direct_path_only(case: Case) -> dict[str, Any]:
             return {"dx": self.reference_with(case, _statistics_as_constants)["dx"]}
 
+        def one_path_left_out(path: str) -> Any:
+            """dx through x_hat and one of the statistics only: the other held constant."""
+
+            def compute(case: Case) -> dict[str, Any]:
+                x, gamma, eps, dout = (case.args[name] for name in ("x", "gamma", "eps", "dout"))
+                n = x.shape[0]
+                std = np.sqrt(x.var(axis=0) + eps)
+                x_hat = (x - x.mean(axis=0)) / std
+                g = dout * gamma
+                mean_term = g.sum(axis=0) if path != "mean" else 0.0
+                variance_term = x_hat * (g * x_hat).sum(axis=0) if path != "variance" else 0.0
+                return {"dx": (n * g - mean_term - variance_term) / (n * std)}
+
+            return compute
+
         def unbiased(case: Case) -> dict[str, Any]:
             result = self.reference_with(
                 case, lambda a: batchnorm_forward(a["x"], a["gamma"], a["beta"], a["eps"], unbiased=True)
@@ -140,6 +155,22 @@ class BatchNormBackward(Kind):
                 why="dx equals dout * gamma / sqrt(var + eps), the gradient through x_hat with the batch mean "
                 "and variance held constant; but both depend on every x_i.",
                 compute=direct_path_only,
+                outputs=("dx",),
+            ),
+            MistakeModel(
+                Mistake.BN_MISSING_MEAN_VAR_TERMS,
+                title="dx is missing the variance path",
+                why="dx matches the gradient through x_hat and the batch mean, with the variance held constant: "
+                "the term -x_hat_i * sum_j(g_j * x_hat_j) / N, the path through the variance, is left out.",
+                compute=one_path_left_out("variance"),
+                outputs=("dx",),
+            ),
+            MistakeModel(
+                Mistake.BN_MISSING_MEAN_VAR_TERMS,
+                title="dx is missing the mean path",
+                why="dx matches the gradient through x_hat and the batch variance, with the mean held constant: "
+                "the term -sum_j(g_j) / N, the path through the mean, is left out.",
+                compute=one_path_left_out("mean"),
                 outputs=("dx",),
             ),
             MistakeModel(

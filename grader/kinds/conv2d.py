@@ -25,14 +25,18 @@ class Conv2dBackward(Kind):
     arg_names = ("dout", "x", "w", "b", "stride", "pad")
     outputs = (Output("dx", of="x"), Output("dw", of="w"), Output("db", of="b"))
     lesson_slug = "cnn-architecture"
-    lesson_section = "mathematical-foundations"
+    lesson_section = "convolution-backward"
     hints = {
         Mistake.STRIDE_IGNORED: "Output position (y, x) reads the input window whose top-left corner is "
         "(y * stride, x * stride); use the same positions when you send gradients back.",
         Mistake.PADDING_IGNORED: "Compute the gradient of the padded input, then drop `pad` rows and columns on "
         "every side: dx = dx_pad[:, :, pad:pad + H, pad:pad + W].",
-        Mistake.TRANSPOSED: "The forward pass is a cross-correlation (the kernel is not flipped), so input "
-        "x_pad[y*s + i, x*s + j] meets weight w[i, j] in the backward pass too.",
+        Mistake.FLIPPED_KERNEL: "Decide which form you are writing. Sending each output's gradient back to the "
+        "window it read (a scatter) uses the kernel exactly as the forward did, with no rotation; the 180-degree "
+        "rotation belongs only to the other form, a full correlation of the zero-padded dout with the kernel.",
+        Mistake.TRANSPOSED: "Keep the kernel's axes in the order (F, C, kernel rows, kernel columns) in every "
+        "product: w[f, c, i, j] multiplies the input pixel i rows down and j columns right of the window's corner, "
+        "and a gradient has the axes of the array it belongs to.",
         Mistake.BIAS_NOT_SUMMED: "Each bias is added at every position of every example: db sums dout over the "
         "batch and both spatial axes, axis=(0, 2, 3).",
     }
@@ -99,6 +103,28 @@ class Conv2dBackward(Kind):
             dw = self.reference(case)["dw"][:, :, ::-1, ::-1].copy()
             return {"dx": dx, "dw": dw}
 
+        def transposed_kernel(case: Case) -> dict[str, Any] | None:
+            kernel = case.args["w"]
+            if kernel.shape[2] != kernel.shape[3]:
+                return None  # a non-square kernel cannot be used transposed without a shape error
+
+            def forward(a: dict[str, Any]) -> torch.Tensor:
+                return F.conv2d(a["x"], a["w"].transpose(2, 3), a["b"], stride=a["stride"], padding=a["pad"])
+
+            dx = self.reference_with(case, forward)["dx"]
+            dw = self.reference(case)["dw"].transpose(0, 1, 3, 2).copy()
+            return {"dx": dx, "dw": dw}
+
+        def channels_swapped(case: Case) -> dict[str, Any] | None:
+            kernel = case.args["w"]
+            if kernel.shape[0] != kernel.shape[1]:
+                return None
+
+            def forward(a: dict[str, Any]) -> torch.Tensor:
+                return F.conv2d(a["x"], a["w"].transpose(0, 1), a["b"], stride=a["stride"], padding=a["pad"])
+
+            return {"dx": self.reference_with(case, forward)["dx"]}
+
         def one_example(index: int) -> Any:
             def compute(case: Case) -> dict[str, Any]:
                 return {"db": case.args["dout"][index].sum(axis=(1, 2))}
@@ -127,12 +153,29 @@ class Conv2dBackward(Kind):
                 outputs=("dx",),
             ),
             MistakeModel(
-                Mistake.TRANSPOSED,
+                Mistake.FLIPPED_KERNEL,
                 title="{output} uses the kernel rotated by 180 degrees",
                 why="{output} matches a true convolution (kernel flipped in both spatial axes); the forward "
-                "pass here is a cross-correlation, as in PyTorch, so nothing is flipped.",
+                "pass here is a cross-correlation, as in PyTorch, so the scatter form of the backward pass "
+                "uses the kernel unrotated.",
                 compute=flipped_kernel,
                 outputs=("dx", "dw"),
+            ),
+            MistakeModel(
+                Mistake.TRANSPOSED,
+                title="{output} uses the kernel with its rows and columns swapped",
+                why="{output} matches a convolution whose kernel is transposed in its two spatial axes "
+                "(w[f, c, j, i] where w[f, c, i, j] belongs): rows and columns of the window are exchanged.",
+                compute=transposed_kernel,
+                outputs=("dx", "dw"),
+            ),
+            MistakeModel(
+                Mistake.TRANSPOSED,
+                title="{output} swaps the kernel's filter and channel axes",
+                why="{output} matches a backward pass that reads w[c, f] where w[f, c] belongs: the kernel is "
+                "stored (F, C, rows, columns), output channel first.",
+                compute=channels_swapped,
+                outputs=("dx",),
             ),
             MistakeModel(
                 Mistake.BIAS_NOT_SUMMED,

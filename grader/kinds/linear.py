@@ -83,5 +83,6 @@ class LinearBackward(Kind):
             init=init,
             data=data,
             loss=loss,
+            numpy_network="linear-relu-linear-mse",
             description="x (16, 4) -> linear(4, 8) -> ReLU -> linear(8, 3) -> MSE; both use your backward",
         )

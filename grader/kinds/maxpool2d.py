@@ -50,7 +50,7 @@ class MaxPool2dBackward(Kind):
     arg_names = ("dout", "x", "pool", "stride")
     outputs = (Output("dx", of="x"),)
     lesson_slug = "cnn-architecture"
-    lesson_section = "mathematical-foundations"
+    lesson_section = "max-pool-backward"
     hints = {
         Mistake.WRONG_MASK: "Only the maximum of a window influences the output, so only that element gets "
         "the window's gradient; the others get zero.",

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from grader.diagnosis import Mistake
+from grader.diagnosis import Diagnosis, Mistake, matches, worst_elements
 from grader.kinds import register
 from grader.kinds.base import Case, Kind, LayerFn, MistakeModel, Output, TrainingSetup
 
@@ -81,7 +81,7 @@ class MultiheadAttentionBackward(Kind):
         Output("dw_o", of="w_o"),
     )
     lesson_slug = "attention-mechanisms"
-    lesson_section = "mathematical-foundations"
+    lesson_section = "multi-head-attention-backward"
     hints = {
         Mistake.HEADS_MIXED: "Head h owns the contiguous columns h*d : (h+1)*d: reshape (B, T, E) to "
         "(B, T, H, d) and then swap the T and H axes; undo both steps, in reverse order, to merge.",
@@ -90,6 +90,11 @@ class MultiheadAttentionBackward(Kind):
         Mistake.MISSING_CHAIN_RULE: "out = concat @ w_o, so the heads receive dout @ w_o^T, not dout.",
         Mistake.TRANSPOSED: "out = concat @ w_o: the gradient of concat is dout @ w_o.T and dw_o = concat^T @ dout.",
     }
+    # A projection weight's gradient transposed: its own hint, since w_o has nothing to do with it.
+    projection_transposed_hint = (
+        "{name} = x @ {weight}, a linear layer applied at every position: {grad} = x^T @ d{name} summed over the "
+        "batch, shape (E, E) with the input features of x on the rows. d{name} @ x^T (or {grad}.T) exchanges them."
+    )
 
     def make_cases(self, rng: np.random.Generator) -> list[Case]:
         def case(b: int, t: int, e: int, heads: int, *, edge: bool = False) -> Case:
@@ -206,6 +211,28 @@ class MultiheadAttentionBackward(Kind):
                 compute=dw_o_transposed,
                 outputs=("dw_o",),
             ),
+        ]
+
+    def likely_mistakes(self, case: Case, output_name: str, expected: Any, got: Any) -> list[Diagnosis]:
+        """dw_q, dw_k or dw_v transposed: named with a hint about that projection, not about w_o."""
+        projections = {"dw_q": "q", "dw_k": "k", "dw_v": "v"}
+        if output_name not in projections or not isinstance(got, np.ndarray) or got.dtype.kind != "f":
+            return []
+        expected = np.asarray(expected, dtype=np.float64)
+        if got.shape != expected.T.shape or np.allclose(expected, expected.T) or not matches(got, expected.T):
+            return []
+        name = projections[output_name]
+        return [
+            Diagnosis(
+                output=output_name,
+                mistake=Mistake.TRANSPOSED,
+                title=f"{output_name} is transposed",
+                why=f"{output_name} equals the transpose of the expected gradient: its rows belong to the output "
+                f"features of {name} and its columns to the input features of x, the other way round.",
+                worst=worst_elements(expected, got),
+                hint=self.projection_transposed_hint.format(name=name, weight=f"w_{name}", grad=output_name),
+                lesson_url=self.lesson_url(),
+            )
         ]
 
     def training(self) -> TrainingSetup:

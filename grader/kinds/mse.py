@@ -20,7 +20,7 @@ class MseLoss(Kind):
     outputs = (Output("loss"), Output("dpred", of="pred"))
     upstream = None
     lesson_slug = "backpropagation"
-    lesson_section = "mathematical-foundations"
+    lesson_section = "theoretical-background"
     hints = {
         Mistake.SCALED_BY_N: "The loss is a mean over all N*M elements, so it and every entry of dpred carry a "
         "factor 1 / pred.size.",

@@ -62,6 +62,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"content imported with errors: {error}")
             accounts = demo_accounts_ensure()
 
+        call_command("sandbox_check", stdout=self.stdout)  # stops here, with the reason, below the minimum
         redis_handle = ensure_redis(settings.REDIS_URL, settings.VAR_DIR / "redis")
         origin = "started an embedded server" if redis_handle.process else "using the server"
         self.stdout.write(f"redis: {origin} at {settings.REDIS_URL}")
