@@ -1,0 +1,27 @@
+// Course pages: show every <time data-local-time> in the reader's own time zone (Intl), and send
+// the browser's UTC offset with forms whose datetime-local inputs are read in that zone.
+(function () {
+  "use strict";
+  var full = new Intl.DateTimeFormat(undefined, {
+    weekday: "short", day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short",
+  });
+  var short = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+  function localize(el, format) {
+    var when = new Date(el.getAttribute("datetime"));
+    if (isNaN(when.getTime())) return;
+    el.title = when.toISOString();
+    el.textContent = format.format(when);
+  }
+  document.querySelectorAll("time[data-local-time]").forEach(function (el) { localize(el, full); });
+  // Gradebook cells: the counting time, short.
+  document.querySelectorAll("table.gradebook td time").forEach(function (el) { localize(el, short); });
+  document.querySelectorAll("form[data-local-times]").forEach(function (form) {
+    form.addEventListener("submit", function () {
+      var offset = form.querySelector("input[name=tz_offset]");
+      var due = form.querySelector("input[name=due_at]");
+      if (!offset) return;
+      var at = due && due.value ? new Date(due.value) : new Date();
+      offset.value = String(-at.getTimezoneOffset());
+    });
+  });
+})();

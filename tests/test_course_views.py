@@ -1,0 +1,297 @@
+"""Course pages: access for learner, other learner, instructor and TAs; joining; roster; gradebook; overrides."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from courses.models import (
+    Course,
+    Enrollment,
+    GradeChange,
+    GradeChangeCause,
+    ItemScore,
+    RosterInvitation,
+)
+from courses.selectors import csv_safe
+from tests.conftest import PASSWORD
+from tests.course_helpers import enroll, graded_submission, make_assignment, make_course, make_exercise, make_ta
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def course(instructor: User, learner: User) -> Course:
+    course = make_course(instructor)
+    enroll(course, learner)
+    return course
+
+
+@pytest.fixture
+def graded(course: Course, learner: User, django_capture_on_commit_callbacks: Any) -> Any:
+    exercise = make_exercise()
+    due = timezone.now() - timedelta(hours=1)
+    assignment = make_assignment(course, [exercise], due_at=due)
+    with django_capture_on_commit_callbacks(execute=True):
+        graded_submission(learner, exercise, at=due - timedelta(minutes=10), score=0.5)
+        graded_submission(learner, exercise, at=due + timedelta(minutes=10), score=1.0)
+    return assignment
+
+
+def _staff_pages(course: Course, assignment: Any, learner: User) -> list[str]:
+    item = assignment.items.get()
+    return [
+        reverse("gradebook", args=[course.slug]),
+        reverse("gradebook_csv", args=[course.slug]),
+        reverse("course_roster", args=[course.slug]),
+        reverse("audit_log", args=[course.slug]),
+        reverse("learner_item", args=[course.slug, learner.pk, item.pk]),
+    ]
+
+
+def test_every_course_page_renders_for_its_instructor(
+    instructor: User, learner: User, course: Course, graded: Any
+) -> None:
+    client = _client(instructor)
+    pages = [
+        reverse("course_list"),
+        reverse("course_detail", args=[course.slug]),
+        graded.get_absolute_url(),
+        *_staff_pages(course, graded, learner),
+    ]
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == 200, url
+    assert client.get(reverse("course_detail", args=[course.slug])).content.count(course.join_code.encode()) >= 1
+
+
+def test_a_learner_sees_their_assignment_with_what_counts_but_no_staff_page(
+    learner: User, course: Course, graded: Any
+) -> None:
+    client = _client(learner)
+    page = client.get(graded.get_absolute_url())
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Your best submission for each item counts" in text
+    assert "still counts in full, marked late" in text
+    assert "late 1 d" in text
+    assert course.join_code not in client.get(reverse("course_detail", args=[course.slug])).content.decode()
+    for url in _staff_pages(course, graded, learner):
+        assert client.get(url).status_code == 403, url
+
+
+def test_another_learner_and_another_courses_ta_get_404_everywhere(
+    other_learner: User, learner: User, course: Course, graded: Any
+) -> None:
+    ta_elsewhere = User.objects.create_user("tom", password=PASSWORD)
+    make_ta(make_course(User.objects.create_user("owen", password=PASSWORD), slug="other-course"), ta_elsewhere)
+    for user in (other_learner, ta_elsewhere):
+        client = _client(user)
+        for url in [reverse("course_detail", args=[course.slug]), graded.get_absolute_url()]:
+            assert client.get(url).status_code == 404, (user, url)
+        for url in _staff_pages(course, graded, learner):
+            assert client.get(url).status_code == 404, (user, url)
+
+
+def test_a_ta_of_the_course_reads_the_gradebook_but_cannot_create_assignments(
+    learner: User, course: Course, graded: Any
+) -> None:
+    ta = User.objects.create_user("tara", password=PASSWORD)
+    make_ta(course, ta)
+    client = _client(ta)
+    assert client.get(reverse("gradebook", args=[course.slug])).status_code == 200
+    response = client.post(reverse("assignment_create", args=[course.slug]), {"title": "x"})
+    assert response.status_code == 403
+
+
+def test_anonymous_visitors_are_sent_to_log_in(course: Course) -> None:
+    response = Client().get(reverse("gradebook", args=[course.slug]))
+    assert response.status_code == 302
+    assert reverse("login") in response["Location"]
+
+
+def test_a_learner_joins_with_the_code_and_a_wrong_code_says_so(other_learner: User, course: Course) -> None:
+    client = _client(other_learner)
+    response = client.post(reverse("course_join"), {"code": "WRONG123"}, follow=True)
+    assert "No course has that join code" in response.content.decode()
+    assert not Enrollment.objects.filter(user=other_learner).exists()
+    response = client.post(reverse("course_join"), {"code": course.join_code.lower()}, follow=True)
+    assert response.status_code == 200
+    assert Enrollment.objects.filter(user=other_learner, course=course).exists()
+
+
+def test_an_ended_course_takes_nobody_new(other_learner: User, course: Course) -> None:
+    Course.objects.filter(pk=course.pk).update(ended_at=timezone.now() - timedelta(days=1))
+    response = _client(other_learner).post(reverse("course_join"), {"code": course.join_code}, follow=True)
+    assert "has ended" in response.content.decode()
+    assert not Enrollment.objects.filter(user=other_learner).exists()
+
+
+def test_the_invite_link_enrolls_after_login(other_learner: User, course: Course) -> None:
+    url = reverse("course_invite", args=[course.invite_token])
+    assert "Sign up" in Client().get(url).content.decode()
+    client = _client(other_learner)
+    assert client.get(url).status_code == 200
+    client.post(url)
+    assert Enrollment.objects.filter(user=other_learner, course=course, source="invite_link").exists()
+
+
+def test_a_roster_enrolls_accounts_and_invites_new_addresses(
+    instructor: User, other_learner: User, course: Course
+) -> None:
+    roster = "email\ngrace@example.com\nnew.person@example.org\nada\n"
+    response = _client(instructor).post(
+        reverse("course_roster", args=[course.slug]),
+        {"roster": SimpleUploadedFile("roster.csv", roster.encode(), content_type="text/csv")},
+    )
+    assert response.status_code == 200
+    assert "Enrolled 1; already enrolled 1; invited 1." in response.content.decode()
+    assert Enrollment.objects.filter(user=other_learner, course=course, source="roster").exists()
+    invitation = RosterInvitation.objects.get(course=course)
+    assert invitation.email == "new.person@example.org"
+    newcomer = User.objects.create_user("newbie", password=PASSWORD)
+    _client(newcomer).post(reverse("course_invite", args=[invitation.token]))
+    assert Enrollment.objects.filter(user=newcomer, course=course).exists()
+    newcomer.refresh_from_db()
+    assert newcomer.email == "new.person@example.org"
+
+
+def test_a_roster_with_a_bad_row_changes_nothing_and_names_the_line(
+    instructor: User, other_learner: User, course: Course
+) -> None:
+    roster = "grace\nnobody-here\nnot-an-email@\n"
+    response = _client(instructor).post(
+        reverse("course_roster", args=[course.slug]),
+        {"roster": SimpleUploadedFile("roster.csv", roster.encode(), content_type="text/csv")},
+    )
+    text = response.content.decode()
+    assert "line 2: there is no account &#x27;nobody-here&#x27;" in text
+    assert "line 3" in text
+    assert not Enrollment.objects.filter(user=other_learner).exists()
+
+
+def test_the_gradebook_shows_points_late_flags_and_links_to_the_learners_work(
+    instructor: User, learner: User, course: Course, graded: Any
+) -> None:
+    page = _client(instructor).get(reverse("gradebook", args=[course.slug]))
+    text = page.content.decode()
+    item = graded.items.get()
+    assert f'href="{learner.pk}/{item.pk}/"' in text
+    assert "is-late" in text
+    assert ">10<" in text  # the late accepted submission counts in full under the 'none' policy
+    work = _client(instructor).get(reverse("learner_item", args=[course.slug, learner.pk, item.pk])).content.decode()
+    assert "def f(x)" in work
+    assert "<strong>counts</strong>" in work
+
+
+def test_the_gradebook_filters_and_sorts(
+    instructor: User, learner: User, other_learner: User, course: Course, graded: Any
+) -> None:
+    enroll(course, other_learner)
+    client = _client(instructor)
+    url = reverse("gradebook", args=[course.slug])
+    assert "grace" not in client.get(url, {"late": "1"}).content.decode()
+    assert "ada" not in client.get(url, {"q": "grac"}).content.decode()
+    text = client.get(url, {"sort": "-total"}).content.decode()
+    assert text.index(">ada") < text.index(">grace")
+    text = client.get(url, {"sort": "total"}).content.decode()
+    assert text.index(">grace") < text.index(">ada")
+
+
+def test_the_gradebook_page_takes_the_same_queries_for_more_learners(
+    instructor: User, course: Course, graded: Any, django_assert_max_num_queries: Any
+) -> None:
+    client = _client(instructor)
+    url = reverse("gradebook", args=[course.slug])
+    client.get(url)
+    for n in range(20):
+        enroll(course, User.objects.create_user(f"learner{n}"))
+    with django_assert_max_num_queries(14):
+        assert client.get(url).status_code == 200
+
+
+def test_an_override_from_the_cell_page_needs_a_reason_and_lands_in_the_audit_log(
+    instructor: User, learner: User, course: Course, graded: Any
+) -> None:
+    item = graded.items.get()
+    url = reverse("learner_item", args=[course.slug, learner.pk, item.pk])
+    client = _client(instructor)
+    response = client.post(url, {"points": "7", "reason": ""}, follow=True)
+    assert "Give a reason" in response.content.decode()
+    assert ItemScore.objects.get(learner=learner).points == 10.0
+    client.post(url, {"points": "7", "reason": "Copied from a classmate"})
+    assert ItemScore.objects.get(learner=learner).points == 7.0
+    audit = client.get(reverse("audit_log", args=[course.slug])).content.decode()
+    assert "Copied from a classmate" in audit
+    assert GradeChange.objects.filter(cause=GradeChangeCause.OVERRIDE, changed_by=instructor).count() == 1
+
+
+def test_the_csv_has_one_row_per_learner_in_canvas_and_moodle_columns(
+    instructor: User, learner: User, course: Course, graded: Any
+) -> None:
+    learner.first_name = "=HYPERLINK(1)"
+    learner.save()
+    body = _client(instructor).get(reverse("gradebook_csv", args=[course.slug])).content.decode()
+    rows = list(csv.reader(io.StringIO(body)))
+    assert rows[0][:7] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Username", "Email address"]
+    assert rows[0][-1] == "Total (10)"
+    assert len(rows) == 2
+    assert rows[1][0] == "'=HYPERLINK(1)"
+    assert rows[1][-2:] == ["10", "10"]
+
+
+@pytest.mark.parametrize("value", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"])
+def test_csv_cells_that_start_like_a_formula_get_a_quote(value: str) -> None:
+    assert csv_safe(value) == "'" + value
+    assert csv_safe("plain") == "plain"
+
+
+def test_the_home_page_lists_my_courses_and_due_assignments(learner: User, course: Course, graded: Any) -> None:
+    text = _client(learner).get(reverse("home")).content.decode()
+    assert "My courses" in text
+    assert graded.title in text
+    assert "data-local-time" in text
+    assert "My courses" not in _client(User.objects.create_user("solo")).get(reverse("home")).content.decode()
+
+
+def test_an_instructor_creates_an_assignment_from_the_course_page(instructor: User, course: Course) -> None:
+    make_exercise()
+    client = _client(instructor)
+    response = client.post(
+        reverse("assignment_create", args=[course.slug]),
+        {
+            "title": "Week 1",
+            "opens_at": "2027-03-01T09:00",
+            "due_at": "2027-03-08T17:00",
+            "tz_offset": "60",
+            "late_policy": "hard_close",
+            "counting": "last",
+            "item_1": "exercise:linear-backward",
+            "points_1": "5",
+        },
+    )
+    assignment = course.assignments.get()
+    assert response["Location"] == assignment.get_absolute_url()
+    assert assignment.due_at.isoformat() == "2027-03-08T16:00:00+00:00"
+    response = client.post(
+        reverse("assignment_create", args=[course.slug]),
+        {"title": "Bad", "opens_at": "2027-03-08T09:00", "due_at": "2027-03-01T17:00", "item_1": "exercise:x"},
+        follow=True,
+    )
+    assert "The due time must be after the open time." in response.content.decode()
+    assert course.assignments.count() == 1
