@@ -10,8 +10,8 @@ import os
 import pytest
 from django.conf import settings
 
-from gradlab.contentio import ContentReport
-from quizzes.content import load_lessons
+from contentsync.files import ContentReport
+from lessons.content import load_lessons
 from tests.conftest import SCREENSHOTS
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -45,7 +45,8 @@ def test_the_backpropagation_lesson_renders_math_diagram_and_code(browser, live_
     page, errors, requests = open_page(
         browser, f"{live_server.url}/lessons/backpropagation/", {"width": 1280, "height": 900}
     )
-    page.wait_for_selector(".mermaid svg", timeout=RENDER_TIMEOUT_MS)
+    page.locator("pre.mermaid").first.scroll_into_view_if_needed()  # Mermaid loads when a diagram comes near
+    page.wait_for_selector(".mermaid svg .node", timeout=RENDER_TIMEOUT_MS)  # the svg is inserted before its nodes
     page.wait_for_selector(".katex", timeout=RENDER_TIMEOUT_MS)
     # The chain-rule formula the seed lost is typeset by KaTeX (MathML + HTML output).
     display = page.locator(".katex-display")
@@ -83,7 +84,8 @@ def test_every_lesson_draws_its_diagram_and_math_on_a_phone(browser, live_server
         "batch-normalization",
     ):
         page, errors, _ = open_page(browser, f"{live_server.url}/lessons/{slug}/", {"width": 390, "height": 844})
-        page.wait_for_selector(".mermaid svg", timeout=RENDER_TIMEOUT_MS)
+        page.locator("pre.mermaid").first.scroll_into_view_if_needed()
+        page.wait_for_selector(".mermaid svg .node", timeout=RENDER_TIMEOUT_MS)  # the svg is inserted before its nodes
         assert page.locator(".katex-error").count() == 0
         # The page does not scroll sideways on a phone (wide formulas and code scroll inside their boxes).
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")

@@ -22,12 +22,14 @@ from mdit_py_plugins.dollarmath import dollarmath_plugin
 
 from tests.conftest import unavailable
 
+# Each lesson builds on the ones before it: the softmax Jacobian (activations) before attention's
+# backward pass, the forks of batch norm before multi-head attention's three paths.
 EXPECTED_LESSONS = {
     "backpropagation": ("MEDIUM", 1),
-    "attention-mechanisms": ("HARD", 2),
-    "cnn-architecture": ("MEDIUM", 3),
-    "activation-functions": ("MEDIUM", 4),
-    "batch-normalization": ("MEDIUM", 5),
+    "activation-functions": ("MEDIUM", 2),
+    "batch-normalization": ("MEDIUM", 3),
+    "cnn-architecture": ("MEDIUM", 4),
+    "attention-mechanisms": ("HARD", 5),
 }
 REQUIRED_KEYS = ("slug", "title", "difficulty", "order", "summary", "question", "related", "references")
 DIFFICULTIES = {"EASY", "MEDIUM", "HARD"}
@@ -227,7 +229,7 @@ def test_every_display_formula_carries_a_check_comment_naming_a_known_check(
         f"<!-- check: none (reason) -->; found {formula.check_comment!r}"
     )
     assert formula.check == "none" or formula.check in CHECKS, (
-        f"{where(lesson, formula.line)}: no check named {formula.check!r} in tests/lesson_checks.py"
+        f"{where(lesson, formula.line)}: no check named {formula.check!r} in tests/lesson_checks/"
     )
 
 
@@ -341,3 +343,27 @@ def test_every_formula_renders_in_katex_and_every_diagram_parses_in_mermaid() ->
     real_errors = [error for error in errors if not error.startswith("deliberately broken")]
     assert not real_errors, json.dumps(real_errors, indent=2)
     assert len(formulas) > 200 and len(diagrams) >= 5
+
+
+def test_the_activation_table_states_the_mean_output_for_standard_normal_inputs() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    functions = {
+        "ReLU": F.relu,
+        "Leaky ReLU / PReLU": lambda x: F.leaky_relu(x, 0.01),
+        "ELU": F.elu,
+        "GELU": F.gelu,
+        "Swish / SiLU": F.silu,
+    }
+    rows = {}
+    for line in BY_SLUG["activation-functions"].body.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0] in functions:
+            rows[cells[0]] = cells[2]
+    assert set(rows) == set(functions)
+    x = torch.randn(2_000_000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for name, function in functions.items():
+        stated = re.search(r"mean (\d\.\d\d)", rows[name])
+        assert stated, f"{name}: {rows[name]!r} gives no mean"
+        assert abs(function(x).mean().item() - float(stated.group(1))) < 0.006, name

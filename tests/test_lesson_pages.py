@@ -8,9 +8,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from gradlab.contentio import ContentReport
-from quizzes.content import load_lessons
-from quizzes.models import Lesson, LessonRead
+from contentsync.files import ContentReport
+from lessons.content import load_lessons
+from lessons.models import Lesson, LessonRead
 
 pytestmark = pytest.mark.django_db
 
@@ -41,10 +41,12 @@ def test_the_home_page_shows_a_learners_progress_once_there_is_some(
 ) -> None:
     client.force_login(learner)
     assert "0/5" in client.get("/").content.decode()
-    client.get("/lessons/backpropagation/")
+    first = client.get("/lessons/backpropagation/").content.decode()
     assert LessonRead.objects.filter(user=learner, lesson__slug="backpropagation").count() == 1
-    client.get("/lessons/backpropagation/")
+    assert "badge-done" not in first  # not "Read" while it is being read for the first time
+    again = client.get("/lessons/backpropagation/").content.decode()
     assert LessonRead.objects.filter(user=learner).count() == 1
+    assert "&#10003; Read" in again or "✓ Read" in again
     assert "1/5" in client.get("/").content.decode()
 
 
@@ -105,7 +107,7 @@ def test_log_in_refuses_a_wrong_password_with_a_message(client: Client, learner:
 
 
 def test_the_instructor_group_may_edit_content_but_not_users(instructor: User) -> None:
-    assert instructor.has_perm("quizzes.change_lesson")
+    assert instructor.has_perm("lessons.change_lesson")
     assert instructor.has_perm("grader.change_exercise")
     assert not instructor.has_perm("auth.change_user")
 
