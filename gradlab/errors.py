@@ -7,7 +7,7 @@ over DATA_UPLOAD_MAX_MEMORY_SIZE (a huge paste), which deserves a sentence.
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
@@ -21,11 +21,25 @@ def bad_request_message(exception: Exception | None) -> str:
             f"The request was larger than {limit_mib:g} MiB, so it was not read. "
             f"A submission may hold at most {source_kib} KiB of code; your draft is still in the editor."
         )
+    if isinstance(exception, TooManyFieldsSent):
+        return (
+            f"The request had more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} parameters, so it was not read. "
+            "Reload the page and try again."
+        )
     return "The request could not be understood. Reload the page and try again."
+
+
+def bad_request_code(exception: Exception | None) -> str:
+    """The stable `code` of the API's JSON errors for this refusal."""
+    if isinstance(exception, RequestDataTooBig):
+        return "request_too_large"
+    if isinstance(exception, TooManyFieldsSent):
+        return "too_many_parameters"
+    return "bad_request"
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     message = bad_request_message(exception)
     if request.path.startswith("/api/"):
-        return JsonResponse({"detail": message}, status=400)
+        return JsonResponse({"detail": message, "code": bad_request_code(exception)}, status=400)
     return render(request, "400.html", {"message": message}, status=400)

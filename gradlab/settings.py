@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -33,14 +34,31 @@ PRODUCTION = GRADLAB_ENV == "production"
 DEBUG = env_bool("DEBUG", not PRODUCTION)
 
 
+# Placeholders shipped in .env.example and the docs: a deployment that copies one is refused.
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "django-insecure")
+MIN_SECRET_KEY_LENGTH = 50
+
+
+def production_secret_key_problem(key: str) -> str | None:
+    """Why `key` must not sign production sessions, in one line; None when it may."""
+    if not key:
+        return "SECRET_KEY must be set when GRADLAB_ENV=production"
+    if any(marker in key.lower() for marker in PLACEHOLDER_MARKERS):
+        return "SECRET_KEY is the placeholder from .env.example: generate one (see docs/deployment.md)"
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        return f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters in production (it has {len(key)})"
+    return None
+
+
 def _secret_key() -> str:
     key = env_str("SECRET_KEY", "")
-    if key:
-        if PRODUCTION and len(key) < 50:
-            raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters in production")
-        return key
     if PRODUCTION:
-        raise ImproperlyConfigured("SECRET_KEY must be set when GRADLAB_ENV=production")
+        problem = production_secret_key_problem(key)
+        if problem:
+            raise ImproperlyConfigured(problem)
+        return key
+    if key:
+        return key
     # Development: a random key kept in var/ so sessions survive restarts.
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     path = VAR_DIR / "secret_key"
@@ -52,6 +70,17 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
+
+
+def production_hosts_problem(hosts: list[str]) -> str | None:
+    """Why ALLOWED_HOSTS must not be used in production, in one line; None when it may."""
+    if any("*" in host for host in hosts):
+        return "ALLOWED_HOSTS must name the site's host names in production, not '*' (it lets forged Host headers in)"
+    return None
+
+
+if PRODUCTION and (_hosts_problem := production_hosts_problem(ALLOWED_HOSTS)):
+    raise ImproperlyConfigured(_hosts_problem)
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -63,16 +92,26 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "ninja",  # its templates and static files: /api/docs served from this origin, no CDN
+    "axes",
     "gradlab",
+    "lessons",
     "quizzes",
     "grader",
     "dashboard",
+    "contentsync",
+    "courses",
+    "lti",
 ]
 
 MIDDLEWARE = [
+    "gradlab.middleware.TrustedProxyMiddleware",
     "gradlab.middleware.HealthCheckMiddleware",
+    "dashboard.metrics.MetricsMiddleware",
+    "gradlab.middleware.RequestLimitsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "gradlab.middleware.ContentSecurityPolicyMiddleware",
+    # Inside the CSP middleware: LTI pages get frame-ancestors of the registered LMSs (lti/middleware.py).
+    "lti.middleware.LtiEmbedMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -80,6 +119,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "gradlab.urls"
@@ -121,6 +162,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    # First: refuses to authenticate at all while the account or the address is locked out.
+    "gradlab.accounts.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
@@ -157,6 +203,10 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if env_bool("SECURE_PROXY_SSL_HEADER", PRODUCTION):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Addresses (or networks) of the reverse proxy. Only a request from one of them may say it came
+# over HTTPS (X-Forwarded-Proto) and for whom (X-Forwarded-For); anyone else's X-Forwarded-*
+# headers are dropped by gradlab.middleware.TrustedProxyMiddleware before anything reads them.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", ["127.0.0.1/32", "::1/128"])
 X_FRAME_OPTIONS = "DENY"
 # Every asset is served from this origin: no CDN, no inline script.
 CONTENT_SECURITY_POLICY = env_str(
@@ -165,6 +215,23 @@ CONTENT_SECURITY_POLICY = env_str(
     "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
 )
+
+# --- Email (password resets) ------------------------------------------------------
+# Development prints emails on the console; production sends them over SMTP.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 587 if PRODUCTION else 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", PRODUCTION)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Gradlab <no-reply@localhost>")
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be on")
 
 # --- Redis and Celery -----------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -194,13 +261,38 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(GRADER_SWEEP_INTERVAL_S),
         "options": {"queue": GRADING_QUEUE, "expires": float(GRADER_SWEEP_INTERVAL_S)},
     },
+    # Regrades (courses/regrades.py, regrade_sweep) recover the same way.
+    "sweep-regrades": {
+        "task": "courses.tasks.sweep_regrades",
+        "schedule": float(GRADER_SWEEP_INTERVAL_S),
+        "options": {"queue": GRADING_QUEUE, "expires": float(GRADER_SWEEP_INTERVAL_S)},
+    },
+}
+
+# --- LTI 1.3 (lti/) ----------------------------------------------------------------
+# Scores to an LMS: retry after base * 2^(attempt-1) seconds, never more than the cap; the
+# sweeper re-sends what is due (and rows a crashed worker left "sending" after the stale time).
+LTI_SCORE_RETRY_BASE_S = env_int("LTI_SCORE_RETRY_BASE_S", 10, minimum=1)
+LTI_SCORE_RETRY_CAP_S = env_int("LTI_SCORE_RETRY_CAP_S", 3600, minimum=1)
+LTI_SCORE_MAX_RETRIES = env_int("LTI_SCORE_MAX_RETRIES", 20, minimum=0)
+LTI_SENDING_STALE_S = env_int("LTI_SENDING_STALE_S", 300, minimum=30)
+LTI_RECONCILE_WINDOW_S = env_int("LTI_RECONCILE_WINDOW_S", 6 * 3600, minimum=60)
+LTI_SWEEP_INTERVAL_S = env_int("LTI_SWEEP_INTERVAL_S", 60, minimum=1)
+CELERY_BEAT_SCHEDULE["sweep-lti-outbox"] = {
+    "task": "lti.tasks.sweep_outbox",
+    "schedule": float(LTI_SWEEP_INTERVAL_S),
+    "options": {"queue": GRADING_QUEUE, "expires": float(LTI_SWEEP_INTERVAL_S)},
 }
 
 # --- Grader ---------------------------------------------------------------------
 # Isolation levels, weakest first; production refuses to grade below its minimum.
 GRADER_ISOLATION_LEVELS = ("none", "process", "namespaces", "namespaces+seccomp")
+# The full sandbox wherever bubblewrap is installed (development included): a grader that cannot
+# reach it refuses to grade instead of silently running learner code with less isolation.
 GRADER_MIN_ISOLATION = env_choice(
-    "GRADER_MIN_ISOLATION", "namespaces+seccomp" if PRODUCTION else "none", GRADER_ISOLATION_LEVELS
+    "GRADER_MIN_ISOLATION",
+    "namespaces+seccomp" if PRODUCTION or os.access("/usr/bin/bwrap", os.X_OK) else "none",
+    GRADER_ISOLATION_LEVELS,
 )
 GRADER_MAX_SOURCE_BYTES = env_int("GRADER_MAX_SOURCE_BYTES", 64 * 1024, minimum=1024)
 # Bodies up to this size are read, so a pasted file of a few MB gets the grader's own message
@@ -209,23 +301,73 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
     "DATA_UPLOAD_MAX_MEMORY_SIZE", 8 * 1024 * 1024, minimum=GRADER_MAX_SOURCE_BYTES * 2
 )
 GRADER_SUBMISSIONS_PER_MINUTE = env_int("GRADER_SUBMISSIONS_PER_MINUTE", 20, minimum=1)
+# "Run on an example" (grader/example_services.py) has a limit of its own: runs are not submissions.
+GRADER_EXAMPLE_RUNS_PER_MINUTE = env_int("GRADER_EXAMPLE_RUNS_PER_MINUTE", 30, minimum=1)
+# Query-string and form fields per request; more gets a 400 (gradlab/middleware.py, RequestLimitsMiddleware).
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("DATA_UPLOAD_MAX_NUMBER_FIELDS", 1000, minimum=10)
 GRADER_WALL_TIME_FACTOR = env_float("GRADER_WALL_TIME_FACTOR", 1.0)
 
+# --- Abuse limits ---------------------------------------------------------------
+# Shared by every web process (Redis in production): sign-up throttling counts here.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "gradlab"}
+        if env_bool("GRADLAB_REDIS_CACHE", PRODUCTION)
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+# API tokens stop working this many days after they are made (`manage.py api_token --days` overrides).
+API_TOKEN_DAYS = env_int("API_TOKEN_DAYS", 90, minimum=1)
+SIGNUPS_PER_IP_PER_HOUR = env_int("SIGNUPS_PER_IP_PER_HOUR", 10, minimum=1)
+# Log-in throttling (django-axes): an account, or an address, that fails this many times in a row is
+# locked for AXES_COOLOFF_MINUTES; staff unlock it sooner (admin "Access attempts", or
+# `manage.py axes_reset_username NAME` / `axes_reset_ip ADDRESS`).
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_MINUTES = env_int("AXES_COOLOFF_MINUTES", 15, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=AXES_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # either one locks: per address and per account
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "gradlab.accounts.locked_out"
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]  # TrustedProxyMiddleware has set it from the proxy
+AXES_VERBOSE = False
+
+# --- Metrics ----------------------------------------------------------------------
+# /metrics answers requests from these networks, or with `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_ALLOWED_NETWORKS = env_list(
+    "METRICS_ALLOWED_NETWORKS",
+    ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+)
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+
+# --- Logs ---------------------------------------------------------------------------
+# `json` (one object a line, production's default) or `plain`.
+LOG_FORMAT = env_choice("LOG_FORMAT", "json" if PRODUCTION else "plain", ("json", "plain"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "gradlab.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+# The worker and beat log through LOGGING too (Celery would otherwise install its own format).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT == "plain"
 
 # --- Content --------------------------------------------------------------------
-# Loaders run in this order by `manage.py import_content` (see gradlab/contentio.py).
+# Loaders run in this order by `manage.py import_content` (see contentsync/files.py).
 CONTENT_LOADERS = [
-    "quizzes.content.load_lessons",
-    "quizzes.quiz_content.load_quizzes",
+    "lessons.content.load_lessons",
+    "quizzes.content.load_quizzes",
     "grader.content.load_exercises",
-    # Last: keeps the text of each file read, for `manage.py export_content` (gradlab/contentexport.py).
-    "gradlab.contentexport.record_sources",
+    # Last: keeps the text of each file read, for `manage.py export_content` (contentsync/export.py).
+    "contentsync.export.record_sources",
+]
+# Writers run in this order by `manage.py export_content` (see contentsync/export.py).
+CONTENT_EXPORTERS = [
+    "lessons.export.export_lessons",
+    "quizzes.export.export_quizzes",
+    "grader.export.export_exercises",
 ]

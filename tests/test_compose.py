@@ -58,3 +58,38 @@ def test_the_dockerfile_installs_the_sandbox_and_pins_dependencies() -> None:
     assert "bubblewrap" in dockerfile
     assert "requirements.lock" in dockerfile
     assert re.search(r"^USER (?!root)\w+", dockerfile, flags=re.MULTILINE)
+
+
+def test_only_the_tls_proxy_is_published_and_gunicorn_trusts_the_proxy_header_from_it_alone() -> None:
+    services = _compose()["services"]
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"proxy"}
+    proxy = services["proxy"]
+    assert {"80:80", "443:443"} <= set(proxy["ports"])
+    assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in proxy["volumes"]
+    proxy_address = proxy["networks"]["edge"]["ipv4_address"]
+    web = services["web"]
+    assert web["environment"]["TRUSTED_PROXIES"] == f"{proxy_address}/32"
+    command = web["command"]
+    assert command[command.index("--forwarded-allow-ips") + 1] == proxy_address
+    # Only the proxy and gunicorn share the edge network; the rest is internal.
+    on_edge = {name for name, service in services.items() if "edge" in (service.get("networks") or [])}
+    assert on_edge == {"proxy", "web"}
+    assert _compose()["networks"]["backend"]["internal"] is True
+    caddyfile = (ROOT / "deploy" / "Caddyfile").read_text()
+    assert "tls {$GRADLAB_TLS" in caddyfile and "reverse_proxy {$GRADLAB_UPSTREAM" in caddyfile
+
+
+def test_the_image_installs_the_runtime_lock_only() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    installs = re.findall(r"pip install[^\n]*", dockerfile)
+    assert installs == ["pip install -r requirements.lock"]
+    assert "requirements-dev" not in dockerfile
+    runtime = {
+        line.split("==")[0].lower().replace("_", "-")
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in line
+    }
+    tools = {"pytest", "pytest-django", "mypy", "ruff", "playwright", "schemathesis", "hypothesis", "django-stubs"}
+    assert not runtime & tools
+    assert {"django", "gunicorn", "celery", "django-axes", "prometheus-client"} <= runtime
