@@ -157,7 +157,7 @@ def main() -> None:
     from django.test import Client
 
     from bench.dashboard_data import generate
-    from dashboard import selectors
+    from dashboard import aggregates, figures, quiz_stats, selectors
     from grader.models import Submission
 
     call_command("migrate", verbosity=0, interactive=False)
@@ -191,13 +191,13 @@ def main() -> None:
     ):
         p50, best = _timed(render(query), args.repeat)
         rows.append((label, p50, best))
-    window = selectors.window_of(90)
+    window = aggregates.window_of(90)
     counts = selectors.window_counts(window)
 
     def planned(function: Callable[[], Any]) -> Callable[[], Any]:
         # As figures_compute runs them: in one transaction with the planner settings it uses.
         def run() -> None:
-            with selectors.planner_for_cached_indexes():
+            with figures.planner_for_cached_indexes():
                 function()
 
         return run
@@ -208,7 +208,7 @@ def main() -> None:
         ("attempts_to_first_accept", lambda: selectors.attempts_to_first_accept(window)),
         ("common_diagnoses", lambda: selectors.common_diagnoses(window, wrong=counts.wrong_answers())),
         ("grading_latency", lambda: selectors.grading_latency(window)),
-        ("quiz_question_stats", selectors.quiz_question_stats),
+        ("quiz_question_stats", quiz_stats.quiz_question_stats),
         ("sandbox_incidents", selectors.sandbox_incidents),
     ):
         p50, best = _timed(planned(function), args.repeat)

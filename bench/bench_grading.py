@@ -4,7 +4,7 @@ Usage: ``.venv/bin/python bench/bench_grading.py [--gradings 100] [--no-write]``
 
 (a) `Engine.grade` of linear-backward's reference solution (every check and the 25-step
     training run), fresh seed each time, after a warm-up: p50/p95 over ``--gradings``
-    (DESIGN.md's target: p50 at most 150 ms on a 2-core machine), with the p50 of each
+    (the budget in docs/performance.md: p50 at most 150 ms on a 2-core machine), with the p50 of each
     phase the engine reports (sandbox_s, checks_s, training_s);
 (b) the same for a wrong answer (a transposed dw), which adds the diagnosis;
 (c) the numerical gradient check of grader/gradcheck.py on one linear-backward case

@@ -9,7 +9,7 @@ answers on 127.0.0.1:5432, else a SQLite file), an embedded redis-server on a fr
 (a) latency: ``--latency`` submissions of linear-backward's reference solution, one at a
     time, through `POST /api/submissions` with a bearer token; for each, the time from just
     before the POST to the row's `finished_at` (the verdict stored). p50/p95, with the
-    phases from the row's timestamps (target p50 <= 300 ms, DESIGN.md);
+    phases from the row's timestamps (budget p50 <= 300 ms, docs/performance.md);
 (b) burst: ``--burst`` submissions posted at once by 8 client threads; the drain time is from
     the first POST to the last `finished_at`; every row must end graded, each claimed and
     graded exactly once;
@@ -53,6 +53,48 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def web_ready(http: Any, base: str, timeout_s: float = 60) -> None:
+    """Wait until the web server answers GET /api/exercises with 200 (raise after timeout_s)."""
+    import requests
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if http.get(f"{base}/api/exercises", timeout=5).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the web server did not answer")
+        time.sleep(0.2)
+
+
+def submit(http: Any, base: str, code: str, timeout_s: float = 30) -> tuple[int, float]:
+    """POST one submission of EXERCISE; return its id and the wall-clock time it was sent."""
+    sent = time.time()
+    response = http.post(f"{base}/api/submissions", json={"exercise": EXERCISE, "code": code}, timeout=timeout_s)
+    if response.status_code != 201:
+        raise RuntimeError(f"POST /api/submissions -> {response.status_code}: {response.text[:300]}")
+    return int(response.json()["id"]), sent
+
+
+def wait_finished(ids: list[int], timeout_s: float, poll_s: float = 0.002) -> None:
+    """Wait until every submission in ids is graded or failed (raise after timeout_s)."""
+    from grader.models import Submission, SubmissionStatus
+
+    deadline = time.monotonic() + timeout_s
+    pending = set(ids)
+    while pending:
+        done = Submission.objects.filter(
+            pk__in=pending, status__in=[SubmissionStatus.GRADED, SubmissionStatus.FAILED]
+        ).values_list("pk", flat=True)
+        pending -= set(done)
+        if pending and time.monotonic() > deadline:
+            raise RuntimeError(f"{len(pending)} submissions not graded after {timeout_s} s")
+        if pending:
+            time.sleep(poll_s)
 
 
 def choose_database(workdir: Path) -> tuple[str, str, Any]:
@@ -154,23 +196,9 @@ def main() -> None:
         section_replace(SECTION, report)
 
 
-def run(options: argparse.Namespace, services: Services, redis_port: int, web_port: int, workdir: Path) -> dict:
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    from grader.auth import api_token_create
-    from grader.models import Submission, SubmissionStatus
+def start_stack(services: Services, redis_port: int, web_port: int, workdir: Path) -> None:
+    """Start Redis, a Celery worker (2 prefork processes on the grading queue) and gunicorn; wait until ready."""
     from gradlab.redis_embedded import start_redis_server
-
-    call_command("migrate", verbosity=0)
-    call_command("import_content", verbosity=0, stdout=io.StringIO())
-    from django.contrib.auth.models import User
-
-    user = User.objects.create_user("bench", password="bench-password-2026")
-    _, token = api_token_create(user)
-    code = (ROOT / "content" / "exercises" / EXERCISE / "solution.py").read_text()
 
     redis = start_redis_server("127.0.0.1", redis_port, workdir / "redis")
     services.processes.append(redis)
@@ -182,41 +210,35 @@ def run(options: argparse.Namespace, services: Services, redis_port: int, web_po
     services.wait_for("worker", " ready.")
     services.wait_for("web", "Booting worker")
 
+
+def run(options: argparse.Namespace, services: Services, redis_port: int, web_port: int, workdir: Path) -> dict:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from grader.auth import api_token_create
+    from grader.models import Submission, SubmissionStatus
+
+    call_command("migrate", verbosity=0)
+    call_command("import_content", verbosity=0, stdout=io.StringIO())
+    from django.contrib.auth.models import User
+
+    user = User.objects.create_user("bench", password="bench-password-2026")
+    _, token = api_token_create(user)
+    code = (ROOT / "content" / "exercises" / EXERCISE / "solution.py").read_text()
+
+    start_stack(services, redis_port, web_port, workdir)
+
     import requests
 
     base = f"http://127.0.0.1:{web_port}"
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if session.get(f"{base}/api/exercises", timeout=5).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("the web server did not answer")
-        time.sleep(0.2)
+    web_ready(session, base)
 
     def post(http: requests.Session) -> tuple[int, float]:
-        sent = time.time()
-        response = http.post(f"{base}/api/submissions", json={"exercise": EXERCISE, "code": code}, timeout=30)
-        if response.status_code != 201:
-            raise RuntimeError(f"POST /api/submissions -> {response.status_code}: {response.text[:300]}")
-        return int(response.json()["id"]), sent
-
-    def wait_finished(ids: list[int], timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        pending = set(ids)
-        while pending:
-            done = Submission.objects.filter(
-                pk__in=pending, status__in=[SubmissionStatus.GRADED, SubmissionStatus.FAILED]
-            ).values_list("pk", flat=True)
-            pending -= set(done)
-            if pending and time.monotonic() > deadline:
-                raise RuntimeError(f"{len(pending)} submissions not graded after {timeout_s} s")
-            if pending:
-                time.sleep(0.002)
+        return submit(http, base, code)
 
     # Warm up: each worker process pays its engine start before the measurement.
     warm = [post(session)[0] for _ in range(4)]
@@ -268,7 +290,7 @@ def run(options: argparse.Namespace, services: Services, redis_port: int, web_po
         started = time.time()
         submission = Submission.objects.create(user=user, exercise_id=rows[0]["exercise_id"], code=code)
         result = subprocess.run(
-            [python, "manage.py", "grade", EXERCISE, str(source), "--json"],
+            [sys.executable, "manage.py", "grade", EXERCISE, str(source), "--json"],
             cwd=ROOT, env=services.env, capture_output=True, text=True, check=True,
         )  # fmt: skip
         data = json.loads(result.stdout)

@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from gradlab import stats
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = ROOT / "docs" / "benchmarks.md"
 
 
 def percentile(values: list[float], q: float) -> float:
-    """The nearest-rank percentile `q` (0..1) of `values` (not empty)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+    """The percentile `q` (0..1) of benchmark samples, which are never empty (gradlab/stats.py's definition)."""
+    value = stats.percentile(values, q)
+    if value is None:
+        raise ValueError("no samples to take a percentile of")
+    return value
 
 
 def machine() -> str:

@@ -18,7 +18,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from grader.models import Exercise, Submission, SubmissionDiagnosis, SubmissionStatus, diagnosis_pairs
-from quizzes.models import Lesson, QuizAttempt, QuizQuestion
+from grader.result import GradeResult
+from lessons.models import Lesson
+from quizzes.models import QuizAttempt, QuizQuestion
 
 CATALOG = (
     ("linear-backward", "linear_backward", ("dx", "dw", "db")),
@@ -198,7 +200,7 @@ def generate(total: int = 100_000, days: int = 60, seed: int = 0) -> int:
                         )
                         for row in batch
                         if row.verdict == "wrong_answer"
-                        for output, mistake in sorted(diagnosis_pairs(row.result))
+                        for output, mistake in sorted(diagnosis_pairs(GradeResult.from_json(row.result).diagnosis))
                     ],
                     batch_size=BATCH,
                 )

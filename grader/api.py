@@ -20,8 +20,8 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import SessionAuth
 
 from grader import selectors, services
-from grader.auth import BearerTokenAuth
-from grader.models import Exercise, Submission
+from grader.auth import BearerTokenAuth, api_tokens_revoke
+from grader.models import ApiToken, Exercise, Submission
 
 MAX_ID = 2**63 - 1
 
@@ -268,3 +268,32 @@ def get_submission(request: HttpRequest, submission_id: int = Path(..., ge=1, le
     if submission is None:
         raise HttpError(404, "No such submission.")
     return _submission_out(submission, selectors.queue_position(submission))
+
+
+# --- Tokens ---------------------------------------------------------------------------
+
+
+class ApiTokenOut(Schema):
+    prefix: str = Field(..., description="The token's first characters (the secret itself is never shown again)")
+    name: str
+    state: str = Field(..., description="active, expired or revoked")
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@api.get("/tokens", response={200: list[ApiTokenOut], **ERRORS}, tags=["tokens"], summary="Your API tokens")
+def list_tokens(request: HttpRequest) -> list[ApiToken]:
+    """Every token of the signed-in user, newest first (make one with `manage.py api_token`)."""
+    return list(ApiToken.objects.filter(user_id=int(request.user.pk or 0)).order_by("-created_at"))
+
+
+@api.delete("/tokens/{prefix}", response={204: None, **ERRORS}, tags=["tokens"], summary="Revoke one of your tokens")
+def revoke_token(request: HttpRequest, prefix: str = Path(..., min_length=6, max_length=12)) -> Status[None]:
+    """Revoke the signed-in user's token with this prefix; 404 when there is none."""
+    tokens = ApiToken.objects.filter(user_id=int(request.user.pk or 0), prefix=prefix)
+    if not tokens.exists():
+        raise HttpError(404, "No such token.")
+    api_tokens_revoke(tokens)
+    return Status(204, None)

@@ -5,7 +5,8 @@ A folder holds (the contract with exercise authors; see grader/spec.py for the Y
     exercise.yaml      the grading specification
     statement.md       Markdown with $math$, shown to the learner (HTML rendered here, at import)
     starter.py         the signature and a docstring, the editor's initial text
-    solution.py        the reference solution (never shown; must be accepted)
+    solution.py        the reference solution (must be accepted; shown only after the learner's Accepted)
+    explanation.md     optional: a short explanation shown with the reference solution after Accepted
     wrong/<name>.py    known-wrong variants, at least three, each starting with
                        `# mistake: <Mistake code>` and `# description: <one line>`
 
@@ -17,6 +18,9 @@ What the loader guarantees:
   known-wrong variants with the folder's; re-importing an unchanged folder changes nothing
   (the hash covers every file and the renderer's version); a changed folder resets the
   exercise's validation status to "unknown";
+- an exercise its failed validation unpublished (`withdrawn_by_validation`) stays unpublished:
+  re-importing the same folder leaves it as it is, and a changed folder is written but kept
+  offline while its validation is queued; the worker publishes it again only if it passes;
 - an exercise whose folder was removed is retired (`is_active = False`), never deleted:
   submissions point at it.
 """
@@ -29,15 +33,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contentsync.files import ContentInvalid, ContentReport, content_hash
 from grader.diagnosis import Mistake
-from grader.spec import SPEC_FILE, ExerciseSpec
-from gradlab.contentio import ContentInvalid, ContentReport, content_hash
+from grader.spec import SPEC_FILE, ExerciseSpec, SpecInvalid
 from gradlab.markdown import RENDERER_VERSION, render_markdown
 
 EXERCISE_FOLDER = "exercises"
 STATEMENT_FILE = "statement.md"
 STARTER_FILE = "starter.py"
 SOLUTION_FILE = "solution.py"
+EXPLANATION_FILE = "explanation.md"
 WRONG_FOLDER = "wrong"
 MIN_WRONG_VARIANTS = 3
 MISTAKE_HEADER = re.compile(r"^#\s*mistake:\s*(\S*)\s*$")
@@ -64,6 +69,7 @@ class ExerciseFolder:
     solution: str
     wrong: list[WrongVariant] = field(default_factory=list)
     digest: str = ""
+    explanation_md: str = ""
 
 
 class FileInvalid(ContentInvalid):
@@ -112,7 +118,7 @@ def parse_exercise_folder(path: Path) -> ExerciseFolder:
     spec_path = path / SPEC_FILE
     try:
         spec = ExerciseSpec.from_folder(path)
-    except ContentInvalid as problem:
+    except SpecInvalid as problem:
         raise FileInvalid(spec_path, problem.message, problem.line) from None
     except UnicodeDecodeError:
         raise FileInvalid(spec_path, "the file is not UTF-8 text") from None
@@ -123,6 +129,7 @@ def parse_exercise_folder(path: Path) -> ExerciseFolder:
     solution = _read(path / SOLUTION_FILE)
     _check_python(path / STARTER_FILE, starter, spec)
     _check_python(path / SOLUTION_FILE, solution, spec)
+    explanation = _read(path / EXPLANATION_FILE) if (path / EXPLANATION_FILE).exists() else ""
     wrong_folder = path / WRONG_FOLDER
     variants: list[WrongVariant] = []
     files = sorted(wrong_folder.glob("*.py")) if wrong_folder.is_dir() else []
@@ -135,9 +142,18 @@ def parse_exercise_folder(path: Path) -> ExerciseFolder:
         )
     texts = [(SPEC_FILE, _read(spec_path)), (STATEMENT_FILE, statement), (STARTER_FILE, starter)]
     texts += [(SOLUTION_FILE, solution)] + [(f"{WRONG_FOLDER}/{v.name}.py", v.code) for v in variants]
+    if explanation:
+        texts.append((EXPLANATION_FILE, explanation))
     digest = content_hash(RENDERER_VERSION, *(part for pair in texts for part in pair))
     return ExerciseFolder(
-        path=path, spec=spec, statement_md=statement, starter=starter, solution=solution, wrong=variants, digest=digest
+        path=path,
+        spec=spec,
+        statement_md=statement,
+        starter=starter,
+        solution=solution,
+        wrong=variants,
+        digest=digest,
+        explanation_md=explanation,
     )
 
 
@@ -185,7 +201,7 @@ def _lessons_on_disk(root: Path) -> set[str]:
 
 
 def _check_lesson(parsed: ExerciseFolder, root: Path, *, write: bool) -> None:
-    from quizzes.models import Lesson
+    from lessons.models import Lesson
 
     slug = parsed.spec.lesson
     if Lesson.objects.filter(slug=slug).exists():
@@ -209,6 +225,8 @@ def _line_of(path: Path, key: str) -> int | None:
 def exercise_fields(parsed: ExerciseFolder) -> dict[str, Any]:
     """Model field values for an Exercise row from a parsed folder (the lesson is set separately)."""
     spec = parsed.spec
+    spec_json = spec.to_json()
+    spec_json.pop("hints", None)  # kept in their own field, Exercise.hints
     return {
         "title": spec.title,
         "order": spec.order,
@@ -219,22 +237,35 @@ def exercise_fields(parsed: ExerciseFolder) -> dict[str, Any]:
         "statement_html": render_markdown(parsed.statement_md),
         "starter_code": parsed.starter,
         "reference_solution": parsed.solution,
-        "spec": spec.to_json(),
+        "spec": spec_json,
+        "hints": list(spec.hints),
+        "solution_explanation_md": parsed.explanation_md,
     }
 
 
 def _upsert(parsed: ExerciseFolder, existing: dict[str, Any], report: ContentReport) -> None:
-    from grader.models import Exercise, KnownWrongVariant
-    from quizzes.models import Lesson
+    from grader.grading_version import exercise_grading_touch
+    from grader.models import Exercise, KnownWrongVariant, ValidationStatus
+    from lessons.models import Lesson
 
     slug = parsed.spec.slug
     name = f"exercise {slug}"
     source = report.relative(parsed.path)
     row = existing.get(slug)
-    if row is not None and row.content_hash == parsed.digest and row.source_path == source and row.is_active:
-        report.unchanged.append(name)
-        return
-    (report.created if row is None else report.updated).append(name)
+    # Unpublished by a failed validation: only a passing validation of changed content publishes it again.
+    withdrawn = row is not None and row.withdrawn_by_validation and not row.is_active
+    if row is not None and row.content_hash == parsed.digest and row.source_path == source:
+        if row.is_active:
+            report.unchanged.append(name)
+            return
+        if withdrawn:
+            report.unchanged.append(name)
+            report.notes.append(f"{name} is still unpublished: its validation failed; fix the folder and import")
+            return
+    if withdrawn:
+        report.updated.append(f"{name} (unpublished until its validation passes; validation queued)")
+    else:
+        (report.created if row is None else report.updated).append(name)
     if row is None:
         row = Exercise(slug=slug)
         existing[slug] = row
@@ -243,8 +274,8 @@ def _upsert(parsed: ExerciseFolder, existing: dict[str, Any], report: ContentRep
     row.lesson = Lesson.objects.get(slug=parsed.spec.lesson)
     row.source_path = source
     row.content_hash = parsed.digest
-    row.is_active = True
-    row.validation_status = "unknown"
+    row.is_active = not withdrawn
+    row.validation_status = ValidationStatus.UNKNOWN
     row.save()
     kept = []
     for variant in parsed.wrong:
@@ -255,6 +286,12 @@ def _upsert(parsed: ExerciseFolder, existing: dict[str, Any], report: ContentRep
         )
         kept.append(variant.name)
     KnownWrongVariant.objects.filter(exercise=row).exclude(name__in=kept).delete()
+    if exercise_grading_touch(row):
+        report.notes.append(f"{name}: its grading changed; staff can preview a regrade of past submissions")
+    if withdrawn:
+        from grader.authoring import exercise_validation_request
+
+        exercise_validation_request(row)  # sent after the import commits, with the new variants in
 
 
 def _retire_removed(

@@ -1,12 +1,14 @@
 """Reads for the exercise and submission pages and the API.
 
-Access rule for submissions: a learner sees their own, staff see all, anyone else
-gets None (the views answer 404, so ids reveal nothing).
+Access rule for submissions: a learner sees their own, site staff see all, a course's staff
+see its learners' work on its exercises (`teaches`); anyone else gets None (the views answer
+404, so ids reveal nothing).
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,9 +16,12 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Max, Q, QuerySet
 
+from courses.models import AssignmentItem
+from grader.diagnosis import Diagnosis, Mistake
 from grader.models import Exercise, Submission, SubmissionStatus
-from grader.services import SLUG_PATTERN
+from grader.result import CheckResult
 from grader.verdicts import Stage, Verdict
+from gradlab.slugs import is_slug
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -32,9 +37,19 @@ def exercise_list() -> QuerySet[Exercise]:
     )
 
 
+def next_exercise(exercise: Exercise) -> Exercise | None:
+    """The exercise after this one in /exercises/'s order, or None for the last."""
+    ordered = list(exercise_list().only("pk", "slug", "title", "order", "lesson__order", "lesson__slug"))
+    ids = [item.pk for item in ordered]
+    if exercise.pk not in ids:
+        return None
+    index = ids.index(exercise.pk)
+    return ordered[index + 1] if index + 1 < len(ordered) else None
+
+
 def exercise_get(slug: str) -> Exercise | None:
     """The active exercise with this slug, or None (also for a malformed slug)."""
-    if not SLUG_PATTERN.fullmatch(slug):
+    if not is_slug(slug):
         return None
     return Exercise.objects.filter(slug=slug, is_active=True).select_related("lesson").first()
 
@@ -43,14 +58,39 @@ def _can_see_all(user: User) -> bool:
     return bool(user.is_authenticated and getattr(user, "is_staff", False))
 
 
+def teaches(user: User, submission: Submission) -> bool:
+    """Whether `user` is on the staff (any role) of a course that has the submission's author enrolled
+    and its exercise in one of its assignments: the work that course's gradebook shows them."""
+    if not user.is_authenticated:
+        return False
+    return AssignmentItem.objects.filter(
+        exercise_id=submission.exercise_id,
+        assignment__course__staff__user_id=user.pk,
+        assignment__course__enrollments__user_id=submission.user_id,
+    ).exists()
+
+
 def submission_for_viewer(submission_id: int, user: User) -> Submission | None:
-    """The submission if `user` may see it (its author, or staff), else None."""
+    """The submission if `user` may see it (its author, site staff, or its course's staff: `teaches`), else None."""
     if not user.is_authenticated:
         return None
-    submissions = Submission.objects.select_related("exercise", "exercise__lesson", "user")
-    if not _can_see_all(user):
-        submissions = submissions.filter(user_id=user.pk)
-    return submissions.filter(pk=submission_id).first()
+    submission = (
+        Submission.objects.select_related("exercise", "exercise__lesson", "user").filter(pk=submission_id).first()
+    )
+    if submission is None:
+        return None
+    if submission.user_id == user.pk or _can_see_all(user) or teaches(user, submission):
+        return submission
+    return None
+
+
+def can_see_hint_reveals(user: User, submission: Submission) -> bool:
+    """Whether `user` may see which hints the submission's author revealed: the author, a superuser,
+    or the staff of the author's course (`teaches`). Site staff of no such course may not (a teaching
+    assistant of another course is often `is_staff` to open the dashboard)."""
+    if not user.is_authenticated:
+        return False
+    return submission.user_id == user.pk or bool(getattr(user, "is_superuser", False)) or teaches(user, submission)
 
 
 def submission_list_for_user(user: User, *, exercise_slug: str | None = None, limit: int = 20) -> list[Submission]:
@@ -205,10 +245,23 @@ class ProgressStep:
         return self.stage.label
 
 
+def _training_ran(submission: Submission) -> bool:
+    training = [check for check in submission.grade_result().checks if check.name == "training"]
+    return bool(training) and not _is_skipped(training[0].message)
+
+
 def progress_steps(submission: Submission) -> list[ProgressStep]:
-    """The five stages with the submission's place among them (every one "done" once finished)."""
+    """The five stages with the submission's place among them.
+
+    Once finished every stage is "done", except a training run that did not run
+    (skipped after a failed check, or stopped before it): "skipped".
+    """
     if submission.is_finished():
-        return [ProgressStep(stage, "done") for stage in PROGRESS_STAGES]
+        ran = _training_ran(submission)
+        return [
+            ProgressStep(stage, "skipped" if stage == Stage.TRAINING and not ran else "done")
+            for stage in PROGRESS_STAGES
+        ]
     try:
         current = PROGRESS_STAGES.index(Stage(submission.stage))
     except ValueError:
@@ -237,7 +290,38 @@ class ArrayRow:
     rel_error: float | None
     tolerance: float | None
     passed: bool | None
-    worst: list[dict[str, Any]] = field(default_factory=list)
+
+
+# The engine's check names, as a learner reads them.
+CHECK_TITLES = {
+    "load": "Your file loads",
+    "signature": "Function signature",
+    "outputs": "Returned values (types and shapes)",
+    "no_inplace": "Inputs left unchanged",
+    "autograd": "Gradients against PyTorch autograd",
+    "numerical": "Gradients against finite differences",
+    "edge_cases": "Edge case",
+    "training": "Training run",
+}
+SKIPPED_PREFIX = "skipped:"
+
+
+def check_title(name: str) -> str:
+    """A check's name in the learner's words ("no_inplace" -> "Inputs left unchanged")."""
+    base, _, case = name.partition(":")
+    title = CHECK_TITLES.get(base.strip(), base.replace("_", " ").strip().capitalize())
+    return f"{title}: {case.strip()}" if case.strip() else title
+
+
+def _is_skipped(message: str) -> bool:
+    return message.lower().startswith(SKIPPED_PREFIX)
+
+
+def _learner_words(text: str) -> str:
+    """ "the no_inplace check" -> "the “inputs left unchanged” check"."""
+    for name, title in CHECK_TITLES.items():
+        text = re.sub(rf"\bthe {name} check\b", f"the “{title.lower()}” check", text)
+    return text
 
 
 @dataclass
@@ -247,57 +331,56 @@ class CheckRow:
     message: str
     arrays: list[ArrayRow] = field(default_factory=list)
     label: str = ""
+    skipped: bool = False
+
+    @property
+    def title(self) -> str:
+        return check_title(self.name)
+
+    @property
+    def row_span(self) -> int:
+        """The table rows of a check with arrays: one per array, and one for its message under them."""
+        return len(self.arrays) + (1 if self.message else 0)
 
 
-def _float_or_none(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
+def _check_row(check: CheckResult) -> CheckRow:
+    """A check as the table shows it: one row per compared array, or one for the check's own error.
 
-
-def _array_rows(check: dict[str, Any]) -> list[ArrayRow]:
-    """Per-array errors of a check, whatever shape the engine gave them.
-
-    Accepted shapes: `arrays`/`outputs` as a list of {"name", "rel_error", "tolerance",
-    "passed", "worst"} or as {name: {...}}; or `rel_error` as {name: error} beside a
-    single `tolerance`; or one `rel_error` number for the whole check.
+    A check that did not run ("skipped: ...") shows why, and no errors or tolerances.
     """
-    rows: list[ArrayRow] = []
-    tolerance = check.get("tolerance")
-    for key in ("arrays", "outputs", "comparisons"):
-        entries = check.get(key)
-        if isinstance(entries, dict):
-            entries = [{"name": name, **value} for name, value in entries.items() if isinstance(value, dict)]
-        if isinstance(entries, list) and entries and all(isinstance(entry, dict) for entry in entries):
-            for entry in entries:
-                rows.append(
-                    ArrayRow(
-                        name=str(entry.get("name") or entry.get("array") or entry.get("output") or ""),
-                        rel_error=_float_or_none(entry.get("rel_error")),
-                        tolerance=_float_or_none(
-                            entry.get("tolerance", tolerance if not isinstance(tolerance, dict) else None)
-                        ),
-                        passed=entry.get("passed"),
-                        worst=list(entry.get("worst") or [])[:5],
-                    )
-                )
-            return rows
-    errors = check.get("rel_error")
-    if isinstance(errors, dict):
-        for name, error in errors.items():
-            limit = tolerance.get(name) if isinstance(tolerance, dict) else tolerance
-            error_value, limit_value = _float_or_none(error), _float_or_none(limit)
-            passed = None if error_value is None or limit_value is None else error_value <= limit_value
-            rows.append(ArrayRow(str(name), error_value, limit_value, passed))
-    elif errors is not None:
-        rows.append(ArrayRow("", _float_or_none(errors), _float_or_none(tolerance), check.get("passed")))
-    return rows
+    if _is_skipped(check.message):
+        reason = _learner_words(check.message[len(SKIPPED_PREFIX) :].strip())
+        message = f"Not run: {reason}." if reason else "Not run."
+        return CheckRow(check.name, False, message, [], check.label, skipped=True)
+    if check.arrays:
+        arrays = [ArrayRow(a.name, a.rel_error, a.tolerance, a.passed) for a in check.arrays]
+    elif check.rel_error is not None:
+        arrays = [ArrayRow("", check.rel_error, check.tolerance, check.passed)]
+    else:
+        arrays = []
+    return CheckRow(check.name, check.passed, _learner_words(check.message), arrays, check.label)
+
+
+def _summary(checks: list[CheckRow], diagnosis: list[Diagnosis]) -> str:
+    """One sentence over the checks in the learner's words; the diagnosis (with its hint) is shown apart."""
+    run = [check for check in checks if not check.skipped]
+    passed = sum(1 for check in run if check.passed)
+    if passed == len(checks):
+        return f"All {len(checks)} checks passed."
+    failed = list(dict.fromkeys(check_title(check.name).split(":")[0].lower() for check in run if not check.passed))
+    sentence = f"{passed} of {len(checks)} checks passed"
+    sentence += f"; failed: {', '.join(failed)}" if failed else ""
+    skipped = len(checks) - len(run)
+    sentence += f"; {skipped} not run" if skipped else ""
+    named = [entry for entry in diagnosis if entry.mistake != Mistake.UNKNOWN and entry.title]
+    if named:
+        sentence += f". Likely cause: {named[0].title.rstrip('.')}"
+    return sentence + "."
 
 
 @dataclass
 class VerdictView:
-    """What the verdict section shows, read from a result JSON."""
+    """What the verdict section shows, from a submission's typed GradeResult."""
 
     verdict: str
     label: str
@@ -305,11 +388,12 @@ class VerdictView:
     score_percent: int | None
     feedback: str
     checks: list[CheckRow]
-    diagnosis: list[dict[str, Any]]
+    diagnosis: list[Diagnosis]
     training: dict[str, Any] | None
-    timings: dict[str, Any]
+    timings: dict[str, float]
     isolation: str
     failed: bool = False
+    stdout: str = ""
     grading_ms: int | None = None
     total_ms: int | None = None
 
@@ -322,39 +406,29 @@ def verdict_view(submission: Submission) -> VerdictView | None:
     """The verdict of a finished submission, shaped for the template; None while it is being graded."""
     if not submission.is_finished():
         return None
-    result: dict[str, Any] = submission.result if isinstance(submission.result, dict) else {}
-    verdict = submission.verdict or str(result.get("verdict") or Verdict.INTERNAL_ERROR.value)
+    result = submission.grade_result()
+    verdict = submission.verdict or result.verdict.value
     try:
         label = Verdict(verdict).label
     except ValueError:
         label = verdict
-    checks = []
-    for check in result.get("checks") or []:
-        if not isinstance(check, dict):
-            continue
-        checks.append(
-            CheckRow(
-                name=str(check.get("name", "")),
-                passed=bool(check.get("passed")),
-                message=str(check.get("message") or ""),
-                arrays=_array_rows(check),
-                label=str(check.get("label") or check.get("case") or ""),
-            )
-        )
-    training = result.get("training") if isinstance(result.get("training"), dict) else None
-    timings = result.get("timings")
+    checks = [_check_row(check) for check in result.checks]
+    feedback = result.feedback
+    if verdict in (Verdict.ACCEPTED.value, Verdict.WRONG_ANSWER.value) and checks:
+        feedback = _summary(checks, result.diagnosis)
     return VerdictView(
         verdict=verdict,
         label=label,
         accepted=verdict == Verdict.ACCEPTED.value,
         score_percent=None if submission.score is None else round(submission.score * 100),
-        feedback=str(result.get("feedback") or ""),
+        feedback=feedback,
         checks=checks,
-        diagnosis=[entry for entry in result.get("diagnosis") or [] if isinstance(entry, dict)],
-        training=training,
-        timings=timings if isinstance(timings, dict) else {},
-        isolation=submission.isolation or str(result.get("isolation") or ""),
+        diagnosis=result.diagnosis,
+        training=result.training,
+        timings=result.timings,
+        isolation=submission.isolation or result.isolation_name,
         failed=submission.status == SubmissionStatus.FAILED,
+        stdout=result.stdout,
         grading_ms=_milliseconds(submission.started_at, submission.finished_at),
         total_ms=_milliseconds(submission.created_at, submission.finished_at),
     )

@@ -1,7 +1,7 @@
 """Writes of submissions: create and enqueue, claim, record progress, finish, sweep.
 
 The Submission row is the source of truth; the Redis message only wakes a worker up
-(DESIGN.md, "Data flow"). Every write by a worker is a conditional UPDATE on the
+(docs/architecture.md). Every write by a worker is a conditional UPDATE on the
 row's status and on the claim it holds (`claim_count`), so:
 
 - a redelivered or duplicated message finds the row no longer QUEUED and does nothing;
@@ -15,24 +15,27 @@ without loading PyTorch.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
-import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from grader.models import Exercise, Submission, SubmissionDiagnosis, SubmissionStatus
+from grader.result import GradeResult
 from grader.verdicts import Stage, Verdict
+from gradlab.slugs import is_slug
 
 if TYPE_CHECKING:
     from grader.engine import Engine
@@ -41,7 +44,6 @@ logger = logging.getLogger(__name__)
 
 GRADE_TASK_NAME = "grader.tasks.grade_submission"
 RATE_WINDOW_S = 60
-SLUG_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 # A row whose first publish has not happened this long after creation is re-sent by the sweeper.
 UNSENT_GRACE_S = 5
 SWEEP_BATCH = 1000
@@ -161,13 +163,15 @@ def submission_create(*, user: AbstractBaseUser | AnonymousUser, exercise_slug: 
         raise NotAuthenticated("Log in to submit code.")
     source = _validated_source(code)
     exercise = None
-    if isinstance(exercise_slug, str) and SLUG_PATTERN.fullmatch(exercise_slug):
+    if is_slug(exercise_slug):
         exercise = Exercise.objects.filter(slug=exercise_slug, is_active=True).first()
     if exercise is None:
         raise UnknownExercise(f"There is no exercise {exercise_slug!r}.")
-    now = timezone.now()
-    _check_rate(user.pk, now)
     with transaction.atomic():
+        # Count and insert under one lock per user (the user's row, FOR UPDATE; SQLite's IMMEDIATE
+        # transactions already serialize writers), so concurrent requests cannot all pass the count.
+        get_user_model().objects.select_for_update().filter(pk=user.pk).exists()
+        _check_rate(user.pk, timezone.now())
         previous = Submission.objects.filter(user_id=user.pk, exercise=exercise).aggregate(last=Max("attempt"))["last"]
         submission = Submission.objects.create(
             user_id=user.pk,
@@ -265,12 +269,9 @@ def submission_claim(submission_id: int, *, worker: str | None = None) -> Submis
         if row["claim_count"] >= settings.GRADER_MAX_CLAIMS:
             submission_fail(submission_id, claim=row["claim_count"], reason="grading crashed the worker repeatedly")
             return None
-        claimed = Submission.objects.filter(
-            pk=submission_id,
-            status=SubmissionStatus.RUNNING,
-            worker=row["worker"],
-            claim_count=row["claim_count"],
-        ).update(**running)
+        claimed = (
+            Submission.objects.held(submission_id, row["claim_count"]).filter(worker=row["worker"]).update(**running)
+        )
         if not claimed:
             return None
         logger.warning("submission %s taken over from dead worker process %s", submission_id, row["worker"])
@@ -295,62 +296,69 @@ def submission_record_stage(submission_id: int, *, claim: int, stage: Stage, pre
         phase_end = "checks_finished_at" if previous == Stage.CHECKS else None
     if phase_end:
         changes[phase_end] = now
-    return bool(
-        Submission.objects.filter(pk=submission_id, status=SubmissionStatus.RUNNING, claim_count=claim).update(
-            **changes
-        )
-    )
+    return bool(Submission.objects.held(submission_id, claim).update(**changes))
 
 
-def submission_finish(submission_id: int, *, claim: int, result: dict[str, Any]) -> bool:
-    """Write the verdict of a grading (status GRADED); return False if the claim is stale and nothing was written."""
-    timings = result.get("timings") or {}
-    verdict = str(result.get("verdict", Verdict.INTERNAL_ERROR))
+def submission_finish(submission_id: int, *, claim: int, result: GradeResult | Mapping[str, Any]) -> bool:
+    """Write the verdict of a grading (status GRADED); return False if the claim is stale and nothing was written.
+
+    The result is stored once, as its JSON; the verdict, score, isolation and phase-time columns
+    are derived from it. A result JSON (rather than a GradeResult) is read as
+    GradeResult.from_json reads it.
+    """
+    grade = GradeResult.coerce(result)
     with transaction.atomic():
-        written = Submission.objects.filter(
-            pk=submission_id, status=SubmissionStatus.RUNNING, claim_count=claim
-        ).update(
+        written = Submission.objects.held(submission_id, claim).update(
             status=SubmissionStatus.GRADED,
             stage=Stage.DONE.value,
-            verdict=verdict,
-            score=float(result.get("score") or 0.0),
-            result=result,
-            isolation=str(result.get("isolation") or ""),
-            phase_times=timings if isinstance(timings, dict) else {},
+            verdict=grade.verdict.value,
+            score=grade.score,
+            result=grade.to_json(),
+            isolation=grade.isolation_name,
+            phase_times=grade.timings,
             finished_at=timezone.now(),
             graded_count=F("graded_count") + 1,
         )
         if written:
             # The dashboard counts diagnoses from this narrow copy (grader.models.SubmissionDiagnosis).
-            SubmissionDiagnosis.store_for(submission_id, verdict, result)
+            SubmissionDiagnosis.store_for(submission_id, grade.verdict.value, grade)
+            transaction.on_commit(lambda: _announce_graded(submission_id))
     return bool(written)
 
 
-def submission_fail(submission_id: int, *, claim: int, reason: str, result: dict[str, Any] | None = None) -> bool:
+def _announce_graded(submission_id: int) -> None:
+    """Send grader.signals.submission_graded (courses recounts scores); a failing receiver is only logged."""
+    from grader.signals import submission_graded
+
+    row = Submission.objects.filter(pk=submission_id).values("user_id", "exercise_id").first()
+    if row is None:
+        return
+    for receiver, response in submission_graded.send_robust(sender=Submission, submission_id=submission_id, **row):
+        if isinstance(response, Exception):
+            logger.error("submission_graded receiver %r failed on %s: %r", receiver, submission_id, response)
+
+
+def submission_fail(
+    submission_id: int, *, claim: int, reason: str, result: GradeResult | Mapping[str, Any] | None = None
+) -> bool:
     """Give up on a submission the grader could not grade (status FAILED, verdict internal_error).
 
-    `reason` goes to the log and to the result for staff; the learner reads a fixed
-    message. Returns False if the claim is stale.
+    `reason` goes to the log and to the result for staff (`internal_reason`); the learner reads
+    a fixed message. What `result` holds besides (checks, timings...) is kept. Returns False if
+    the claim is stale.
     """
     logger.error("submission %s failed: %s", submission_id, reason)
-    stored = dict(result or {})
-    stored.update(
-        {
-            "verdict": Verdict.INTERNAL_ERROR.value,
-            "score": 0.0,
-            "feedback": INTERNAL_ERROR_FEEDBACK,
-            "internal_reason": reason,
-        }
+    base = GradeResult.coerce(result) if result is not None else GradeResult(Verdict.INTERNAL_ERROR, 0.0, None)
+    stored = dataclasses.replace(
+        base, verdict=Verdict.INTERNAL_ERROR, score=0.0, feedback=INTERNAL_ERROR_FEEDBACK, internal_reason=reason
     )
-    stored.setdefault("checks", [])
-    stored.setdefault("diagnosis", [])
     return bool(
-        Submission.objects.filter(pk=submission_id, status=SubmissionStatus.RUNNING, claim_count=claim).update(
+        Submission.objects.held(submission_id, claim).update(
             status=SubmissionStatus.FAILED,
             stage=Stage.DONE.value,
             verdict=Verdict.INTERNAL_ERROR.value,
             score=0.0,
-            result=stored,
+            result=stored.to_json(),
             finished_at=timezone.now(),
             graded_count=F("graded_count") + 1,
         )
@@ -360,7 +368,7 @@ def submission_fail(submission_id: int, *, claim: int, reason: str, result: dict
 def submission_release(submission_id: int, *, claim: int) -> bool:
     """Put a claimed submission back to QUEUED (a transient failure; the caller re-sends it)."""
     return bool(
-        Submission.objects.filter(pk=submission_id, status=SubmissionStatus.RUNNING, claim_count=claim).update(
+        Submission.objects.held(submission_id, claim).update(
             status=SubmissionStatus.QUEUED, stage=Stage.QUEUED.value, worker="", enqueued_at=None
         )
     )
@@ -388,7 +396,7 @@ class GradeOutcome:
     claim: int = 0
 
 
-def _interrupt(submission_id: int, claim: int, reason: str, result: dict[str, Any] | None = None) -> GradingInterrupted:
+def _interrupt(submission_id: int, claim: int, reason: str, result: GradeResult | None = None) -> GradingInterrupted:
     if claim >= settings.GRADER_MAX_CLAIMS:
         submission_fail(submission_id, claim=claim, reason=reason, result=result)
         return GradingInterrupted(reason, released=False)
@@ -404,12 +412,16 @@ def submission_grade(
     Returns GradeOutcome(graded=False) when the claim fails (another message already
     took it, or it is finished). Raises GradingInterrupted when the grader failed
     (the engine raised, or reported an internal error): the row is released for a
-    retry, or marked FAILED once it has been claimed GRADER_MAX_CLAIMS times.
+    retry, or marked FAILED once it has been claimed GRADER_MAX_CLAIMS times. A sandbox
+    lost under the submission is retried once inside the engine; when that retry is lost
+    too (SandboxLost without a retry) the row is marked FAILED at once, never claimed again.
     """
     submission = submission_claim(submission_id, worker=worker)
     if submission is None:
         return GradeOutcome(submission_id=submission_id, graded=False)
     claim = submission.claim_count
+    from grader.sandbox.limits import SandboxLost
+
     try:
         from grader.engine import Engine
         from grader.spec import ExerciseSpec
@@ -417,19 +429,25 @@ def submission_grade(
         spec = ExerciseSpec.from_model(submission.exercise)
         engine = engine or Engine.get()
         progress = _StageRecorder(submission_id, claim)
-        result = engine.grade(spec, submission.code, seed=seed, on_stage=progress).to_json()
+        result = engine.grade(spec, submission.code, seed=seed, on_stage=progress)
     except GradingInterrupted:
         raise
+    except SandboxLost as lost:
+        if lost.retry:
+            raise _interrupt(submission_id, claim, f"SandboxLost: {lost}") from lost
+        # The engine already gave the submission its one retry: end it now, not blamed on the learner.
+        submission_fail(submission_id, claim=claim, reason=f"SandboxLost: {lost}")
+        raise GradingInterrupted(str(lost), released=False) from lost
     except Exception as error:
         # SoftTimeLimitExceeded lands here too: a grading that long is the grader's problem.
         logger.exception("grading submission %s raised", submission_id)
         raise _interrupt(submission_id, claim, f"{type(error).__name__}: {error}") from error
-    if result.get("verdict") == Verdict.INTERNAL_ERROR.value:
-        raise _interrupt(submission_id, claim, str(result.get("feedback") or "internal error"), result)
+    if result.is_internal_error:
+        raise _interrupt(submission_id, claim, result.feedback or "internal error", result)
     if not submission_finish(submission_id, claim=claim, result=result):
         logger.warning("submission %s: claim %s went stale while grading; verdict dropped", submission_id, claim)
         return GradeOutcome(submission_id=submission_id, graded=False, claim=claim)
-    return GradeOutcome(submission_id=submission_id, graded=True, verdict=str(result["verdict"]), claim=claim)
+    return GradeOutcome(submission_id=submission_id, graded=True, verdict=result.verdict.value, claim=claim)
 
 
 class _StageRecorder:

@@ -12,7 +12,7 @@ from grader import services
 from grader.models import Exercise, Submission
 from grader.spec import ExerciseSpec
 from gradlab.markdown import render_markdown
-from quizzes.models import Lesson
+from lessons.models import Lesson
 
 EXERCISES_DIR = Path(settings.BASE_DIR) / "content" / "exercises"
 
@@ -36,7 +36,11 @@ def exercise_from_folder(slug: str = "linear-backward") -> Exercise:
             "statement_html": render_markdown(statement),
             "starter_code": (folder / "starter.py").read_text(),
             "reference_solution": (folder / "solution.py").read_text(),
-            "spec": spec.to_json(),
+            "spec": {key: value for key, value in spec.to_json().items() if key != "hints"},
+            "hints": list(spec.hints),
+            "solution_explanation_md": (folder / "explanation.md").read_text()
+            if (folder / "explanation.md").exists()
+            else "",
             "is_active": True,
         },
     )

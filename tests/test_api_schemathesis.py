@@ -43,6 +43,7 @@ def wsgi_app():  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.slow
+@pytest.mark.once
 def test_no_generated_request_makes_the_api_answer_5xx(learner: User, exercise: Exercise, settings, wsgi_app) -> None:
     settings.GRADER_SUBMISSIONS_PER_MINUTE = 10_000
     _, token = api_token_create(learner)

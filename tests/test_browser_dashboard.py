@@ -10,9 +10,7 @@ import os
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
-from django.test import Client
 
 from tests.conftest import SCREENSHOTS
 
@@ -34,31 +32,11 @@ def history(db: None, settings: Any) -> int:
     return generate(total=800, days=30, seed=1)
 
 
-def staff_page(browser: Any, live_server: Any, user: User, viewport: dict[str, int]) -> tuple[Any, list[str]]:
-    client = Client()
-    client.force_login(user)
-    context = browser.new_context(viewport=viewport)
-    context.add_cookies(
-        [
-            {
-                "name": settings.SESSION_COOKIE_NAME,
-                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-                "url": live_server.url,
-            }
-        ]
-    )
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return page, errors
-
-
 def test_staff_see_the_dashboard_with_its_chart_in_chromium(
-    browser: Any, live_server: Any, staff: User, history: int
+    logged_in_page: Any, live_server: Any, staff: User, history: int
 ) -> None:
     SCREENSHOTS.mkdir(exist_ok=True)
-    page, errors = staff_page(browser, live_server, staff, DESKTOP)
+    page, errors = logged_in_page(staff, DESKTOP)
     page.goto(f"{live_server.url}/dashboard/")
     page.wait_for_function(
         "() => window.Chart && window.Chart.getChart(document.getElementById('daily-chart'))", timeout=WAIT_MS
@@ -82,9 +60,9 @@ def test_staff_see_the_dashboard_with_its_chart_in_chromium(
     assert errors == []
 
 
-def test_the_dashboard_fits_a_phone_screen(browser: Any, live_server: Any, staff: User, history: int) -> None:
+def test_the_dashboard_fits_a_phone_screen(logged_in_page: Any, live_server: Any, staff: User, history: int) -> None:
     SCREENSHOTS.mkdir(exist_ok=True)
-    page, errors = staff_page(browser, live_server, staff, PHONE)
+    page, errors = logged_in_page(staff, PHONE)
     page.goto(f"{live_server.url}/dashboard/")
     page.wait_for_selector("#live[data-loaded='true']", timeout=WAIT_MS)
     # Wide tables scroll inside their card; the page itself never scrolls sideways.
@@ -96,7 +74,7 @@ def test_the_dashboard_fits_a_phone_screen(browser: Any, live_server: Any, staff
 
 
 def test_a_learner_sees_their_progress_page_in_chromium(
-    browser: Any, live_server: Any, learner: User, history: int
+    logged_in_page: Any, live_server: Any, learner: User, history: int
 ) -> None:
     from grader.models import Exercise, Submission
 
@@ -104,7 +82,7 @@ def test_a_learner_sees_their_progress_page_in_chromium(
     assert exercise is not None
     for verdict in ("wrong_answer", "accepted"):
         Submission.objects.create(user=learner, exercise=exercise, code="x", verdict=verdict, status="graded")
-    page, errors = staff_page(browser, live_server, learner, PHONE)
+    page, errors = logged_in_page(learner, PHONE)
     page.goto(f"{live_server.url}/progress/")
     assert page.locator(".submission-links a").count() == 2
     overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")

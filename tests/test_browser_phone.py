@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
-from django.test import Client
 
 from grader.engine import Engine
 from grader.models import Submission
@@ -25,31 +23,11 @@ WAIT_MS = 15_000
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def phone_page(browser, live_server, user: User):  # type: ignore[no-untyped-def]
-    client = Client()
-    client.force_login(user)
-    context = browser.new_context(viewport=PHONE)
-    context.add_cookies(
-        [
-            {
-                "name": settings.SESSION_COOKIE_NAME,
-                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-                "url": live_server.url,
-            }
-        ]
-    )
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return page, errors
-
-
 def sideways_overflow(page) -> int:  # type: ignore[no-untyped-def]
     return int(page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth"))
 
 
-def test_the_exercise_and_a_graded_submission_fit_a_phone(browser, live_server, learner: User) -> None:
+def test_the_exercise_and_a_graded_submission_fit_a_phone(logged_in_page, live_server, learner: User) -> None:
     exercise = exercise_from_folder("conv2d-backward")
     # A graded wrong answer (graded here by the real engine, as a worker would) to show its verdict.
     code = (EXERCISES_DIR / "conv2d-backward" / "wrong" / "stride_ignored.py").read_text()
@@ -66,7 +44,7 @@ def test_the_exercise_and_a_graded_submission_fit_a_phone(browser, live_server, 
         result=result.to_json(),
         isolation=result.isolation.value,
     )
-    page, errors = phone_page(browser, live_server, learner)
+    page, errors = logged_in_page(learner, PHONE)
 
     page.goto(f"{live_server.url}/exercises/conv2d-backward/")
     page.wait_for_selector(".cm-editor", timeout=WAIT_MS)

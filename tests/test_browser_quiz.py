@@ -7,18 +7,19 @@ updates. Screenshots go to tests/screenshots/ (git-ignored), desktop and phone.
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.test import Client
 
-from gradlab.contentio import ContentReport
-from quizzes.models import Lesson, QuizAttempt, QuizQuestion
-from quizzes.quiz_content import load_quizzes
-from quizzes.quiz_grading import format_matrix
-from quizzes.quiz_services import question_variant
+from contentsync.files import ContentReport
+from lessons.models import Lesson
+from quizzes.content import load_quizzes
+from quizzes.grading import format_matrix
+from quizzes.models import QuizAttempt, QuizQuestion
+from quizzes.services import question_variant
 from tests.conftest import SCREENSHOTS
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -48,47 +49,11 @@ def backprop_quiz(db: None) -> Lesson:
     return Lesson.objects.get(slug="backpropagation")
 
 
-def logged_in_page(browser, live_server, user: User, viewport: dict[str, int]):  # type: ignore[no-untyped-def]
-    """A page whose browser context carries the learner's session cookie."""
-    client = Client()
-    client.force_login(user)
-    context = browser.new_context(viewport=viewport)
-    context.add_cookies(
-        [
-            {
-                "name": settings.SESSION_COOKIE_NAME,
-                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-                "url": live_server.url,
-            }
-        ]
-    )
-    page = context.new_page()
-    errors: list[str] = []
-    # Chromium logs every 4xx response as a console error; the refused answer (400) is expected and
-    # checked on the page, so failed responses are recorded by URL and console noise about them is dropped.
-    page.on(
-        "console",
-        lambda message: (
-            errors.append(message.text)
-            if message.type == "error" and not message.text.startswith("Failed to load resource")
-            else None
-        ),
-    )
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on(
-        "response",
-        lambda response: (
-            errors.append(f"{response.status} {response.request.method} {response.url}")
-            if response.status >= 400 and not (response.status == 400 and response.request.method == "POST")
-            else None
-        ),
-    )
-    return page, errors
-
-
-def test_a_learner_answers_the_quiz_in_chromium(browser, live_server, learner: User, backprop_quiz: Lesson) -> None:
+def test_a_learner_answers_the_quiz_in_chromium(
+    logged_in_page, live_server, learner: User, backprop_quiz: Lesson
+) -> None:
     SCREENSHOTS.mkdir(exist_ok=True)
-    page, errors = logged_in_page(browser, live_server, learner, DESKTOP)
+    page, errors = logged_in_page(learner, DESKTOP, refused_posts_expected=True)
     page.goto(f"{live_server.url}/lessons/backpropagation/quiz/")
     assert page.locator(".quiz-card").count() == 11
     # A marker that survives only if no page load happens: feedback must arrive in place.
@@ -101,11 +66,21 @@ def test_a_learner_answers_the_quiz_in_chromium(browser, live_server, learner: U
     page.locator("#q-two-paths-sum .quiz-verdict", has_text="Correct").wait_for(timeout=FEEDBACK_TIMEOUT_MS)
     assert "accumulate" in page.locator("#q-two-paths-sum .quiz-explanation").inner_text()
 
-    # 2. Wrong: numeric, with the expected answer and the explanation shown.
+    # 2. Wrong, then right: numeric. The answer stays hidden while attempts are left; the second
+    #    attempt earns half the point, and then the answer and the explanation are shown.
     page.locator("#q-sgd-step-answer").fill("0.55")
     page.locator("#q-sgd-step").get_by_role("button", name="Check answer").click()
     page.locator("#q-sgd-step .quiz-verdict", has_text="Not quite").wait_for(timeout=FEEDBACK_TIMEOUT_MS)
+    retry = page.locator("#q-sgd-step .quiz-retry-note").inner_text()
+    assert "2 attempts left" in retry and "50%" in retry
+    assert page.locator("#q-sgd-step .quiz-answers").count() == 0
+    assert page.locator("#q-sgd-step .quiz-explanation").count() == 0
+    page.locator("#q-sgd-step").screenshot(path=str(SCREENSHOTS / "quiz-desktop-wrong.png"))
+    page.locator("#q-sgd-step-answer").fill("1.05")
+    page.locator("#q-sgd-step").get_by_role("button", name="Check answer").click()
+    page.locator("#q-sgd-step .quiz-verdict", has_text="Correct").wait_for(timeout=FEEDBACK_TIMEOUT_MS)
     assert "1.05" in page.locator("#q-sgd-step .quiz-answers").inner_text()
+    assert "attempt 2 of 3" in page.locator("#q-sgd-step .quiz-verdict").inner_text()
 
     # 3. Bad input: refused in place, the typed text kept, no attempt stored.
     page.locator("#q-bias-gradient-answer").fill("4, 5, 6")
@@ -125,26 +100,28 @@ def test_a_learner_answers_the_quiz_in_chromium(browser, live_server, learner: U
     assert "new numbers" in page.locator("#q-linear-layer-dw .quiz-retry-note").inner_text()
 
     score = page.locator("#quiz-score").inner_text()
-    assert "Score: 2 / 11" in score and "3 of 11 answered" in score
+    assert "Score: 2.5 / 11" in score and "3 of 11 answered" in score
     assert page.evaluate("window.quizPageMarker") == "still here"
-    assert QuizAttempt.objects.filter(user=learner).count() == 3
+    assert QuizAttempt.objects.filter(user=learner).count() == 4
     page.screenshot(path=str(SCREENSHOTS / "quiz-desktop.png"), full_page=True)
-    page.locator("#q-sgd-step").screenshot(path=str(SCREENSHOTS / "quiz-desktop-wrong.png"))
     page.locator("#q-linear-layer-dw").screenshot(path=str(SCREENSHOTS / "quiz-desktop-parameterized.png"))
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(SCREENSHOTS / "quiz-desktop-top.png"))
 
     # After a reload the feedback is still there (it comes from the stored attempts).
     page.reload()
-    assert page.locator("#q-sgd-step .quiz-verdict").inner_text().strip().endswith("Not quite")
+    assert "Correct" in page.locator("#q-sgd-step .quiz-verdict").inner_text()
+    # Headings in order: the page's h1, then one h2 per question, then the explanations' h3.
+    levels = page.evaluate("Array.from(document.querySelectorAll('main h1, main h2, main h3')).map(h => +h.tagName[1])")
+    assert levels[0] == 1 and all(b - a <= 1 for a, b in itertools.pairwise(levels)), levels
     assert errors == [], errors
 
 
 def test_the_quiz_fits_a_phone_and_works_without_javascript(
-    browser, live_server, learner: User, backprop_quiz: Lesson
+    browser, logged_in_page, live_server, learner: User, backprop_quiz: Lesson
 ) -> None:
     SCREENSHOTS.mkdir(exist_ok=True)
-    page, errors = logged_in_page(browser, live_server, learner, PHONE)
+    page, errors = logged_in_page(learner, PHONE, refused_posts_expected=True)
     page.goto(f"{live_server.url}/lessons/backpropagation/quiz/")
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px on a phone"

@@ -16,7 +16,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from grader.models import Exercise, Submission
-from quizzes.models import Lesson
+from lessons.models import Lesson
 from tests.conftest import PASSWORD, SCREENSHOTS
 from tests.submission_helpers import exercise_from_folder, solution, wrong
 from tests.test_celery_integration import Stack, redis_server  # noqa: F401 (a fixture used below)
@@ -59,6 +59,8 @@ def test_a_learner_submits_in_the_editor_watches_the_grading_and_reads_the_verdi
     browser, live_server, grading: Stack, learner: User, exercise: Exercise
 ) -> None:
     SCREENSHOTS.mkdir(exist_ok=True)
+    Exercise.objects.filter(pk=exercise.pk).update(order=1)
+    following = exercise_from_folder("mse-loss")
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     errors: list[str] = []
@@ -88,18 +90,28 @@ def test_a_learner_submits_in_the_editor_watches_the_grading_and_reads_the_verdi
     page.reload()
     page.wait_for_selector(".cm-editor")
     assert editor_text(page) == solution()
-    page.screenshot(path=str(SCREENSHOTS / "exercise-editor.png"), full_page=True)
 
-    # Submit while no worker runs: the page shows the queue, then follows the grading live.
-    page.click("#submit-button")
-    page.wait_for_url("**/submissions/*/")
-    page.wait_for_selector(".grading-bar")
-    page.wait_for_selector("text=position 1 in the queue")
+    # Tab indents by four spaces (the starter's indentation), and Ctrl+Enter submits without
+    # touching the code: no blank line is inserted, in the editor or in what was submitted.
+    page.click(".cm-content")
+    page.keyboard.press("Control+End")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert editor_text(page).split("\n")[-1] == "    "
+    replace_editor_text(page, solution())
     page.evaluate("() => { window.stillTheSamePage = true; }")
-    page.screenshot(path=str(SCREENSHOTS / "submission-queued.png"), full_page=True)
+    page.keyboard.press("Control+Enter")
+
+    # The grading shows in the panel beside the editor (no worker yet: queued), on the same page.
+    page.wait_for_selector("#pane-result .grading-bar")
+    page.wait_for_selector("#pane-result >> text=position 1 in the queue")
+    assert page.get_attribute("#tab-result", "aria-selected") == "true"
+    assert editor_text(page) == solution()
+    assert Submission.objects.get(user=learner).code == solution()
+    page.screenshot(path=str(SCREENSHOTS / "workspace-queued.png"), full_page=False)
 
     grading.worker()
-    page.wait_for_selector('[data-verdict="accepted"]', timeout=VERDICT_TIMEOUT_MS)
+    page.wait_for_selector('#pane-result [data-verdict="accepted"]', timeout=VERDICT_TIMEOUT_MS)
     assert page.evaluate("() => window.stillTheSamePage") is True  # updated by polling, not a reload
     page.wait_for_selector('#loss-chart[data-drawn="true"]')
     drawn_pixels = page.evaluate(
@@ -112,30 +124,108 @@ def test_a_learner_submits_in_the_editor_watches_the_grading_and_reads_the_verdi
         }"""
     )
     assert drawn_pixels > 1000
-    assert page.get_attribute(".grading-bar", "aria-valuenow") == "100"
-    assert page.is_visible("text=Accepted")
-    assert page.is_visible(".checks-table")
-    assert "Accepted" in page.inner_text(".history-item.is-current")  # the history follows too (out-of-band swap)
-    page.locator("#loss-chart").scroll_into_view_if_needed()
-    page.screenshot(path=str(SCREENSHOTS / "submission-accepted.png"), full_page=True)
+    assert page.get_attribute("#pane-result .grading-bar", "aria-valuenow") == "100"
+    assert page.is_visible("#pane-result .checks-table")
+    assert "Accepted" in page.inner_text(".exercise-history .history-item")  # the history follows (out-of-band)
+    # Next after Accepted, and the reference beside the accepted code on the submission's page.
+    next_link = page.locator("#next-exercise")
+    assert next_link.get_attribute("href") == f"/exercises/{following.slug}/"
+    page.screenshot(path=str(SCREENSHOTS / "workspace-accepted.png"), full_page=False)
+    page.click("text=Compare with the reference solution")
+    page.wait_for_selector("#reference-code")
+    assert "dout.sum(axis=0)" in page.inner_text("#reference-code")
+    page.screenshot(path=str(SCREENSHOTS / "submission-reference.png"), full_page=True)
 
-    # A wrong solution: the diagnosis names the mistake, with its hint, and the diff shows the change.
+    # A wrong solution: the diagnosis names the mistake, with its hint; its own page shows the diff.
     page.goto(f"{live_server.url}/exercises/linear-backward/")
     page.wait_for_selector(".cm-editor")
     replace_editor_text(page, wrong("linear-backward", "dw_transposed"))
     page.click("#submit-button")
-    page.wait_for_url("**/submissions/*/")
-    page.wait_for_selector('[data-verdict="wrong_answer"]', timeout=VERDICT_TIMEOUT_MS)
+    page.wait_for_selector('#pane-result [data-verdict="wrong_answer"]', timeout=VERDICT_TIMEOUT_MS)
     assert page.is_visible("text=dw looks transposed")
     assert page.is_visible(".diagnosis-hint")
-    assert page.is_visible(".diff-added")
+    assert page.locator("#next-exercise").count() == 0
     assert page.locator('.diagnosis a[href^="/lessons/backpropagation/"]').count() == 1
-    page.screenshot(path=str(SCREENSHOTS / "submission-wrong.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "workspace-wrong.png"), full_page=False)
+    page.click("text=Open this attempt on its own page")
+    page.wait_for_url("**/submissions/*/")
+    page.wait_for_selector(".diff-added")
+    assert page.locator("#reference-code").count() == 0  # never before Accepted (this attempt is wrong)
+
+    # Run on an example: printed output and the returned values beside the expected ones; no submission.
+    page.goto(f"{live_server.url}/exercises/linear-backward/")
+    page.wait_for_selector(".cm-editor")
+    printing = wrong("linear-backward", "dw_transposed").replace(
+        "def linear_backward(dout, x, w, b):",
+        "def linear_backward(dout, x, w, b):\n    print('hello from the sandbox')",
+    )
+    replace_editor_text(page, printing)
+    page.click("#run-button")
+    page.wait_for_selector("#pane-example .example-stdout", timeout=VERDICT_TIMEOUT_MS)
+    assert "hello from the sandbox" in page.inner_text("#pane-example .example-stdout")
+    assert page.locator('#pane-example .example-output[data-output="dx"].is-match').count() == 1
+    assert "shape" in page.inner_text('#pane-example .example-output[data-output="dw"]')
+    page.screenshot(path=str(SCREENSHOTS / "workspace-example.png"), full_page=False)
 
     assert Submission.objects.filter(user=learner).count() == 2
     assert errors == []
     assert outside == []
     context.close()
+
+
+# A mistake no named diagnosis explains (the last row of dx left at zero), from code that prints.
+UNEXPLAINED_AND_PRINTING = """
+import numpy as np
+
+
+def linear_backward(dout, x, w, b):
+    print("dout has shape", dout.shape)
+    dx = dout @ w.T
+    dx[-1] = 0.0
+    return dx, x.T @ dout, dout.sum(axis=0)
+"""
+
+
+def test_an_unexplained_mistake_shows_the_smallest_failing_case_and_the_printed_output_beside_the_editor(
+    logged_in_page, live_server, grading: Stack, learner: User, exercise: Exercise
+) -> None:
+    grading.worker()
+    page, errors = logged_in_page(learner, {"width": 1280, "height": 900})
+    page.goto(f"{live_server.url}/exercises/linear-backward/")
+    page.wait_for_selector(".cm-editor")
+    replace_editor_text(page, UNEXPLAINED_AND_PRINTING)
+    page.click("#submit-button")
+    page.wait_for_selector('#pane-result [data-verdict="wrong_answer"]', timeout=VERDICT_TIMEOUT_MS)
+
+    # The smallest failing case, open in the live panel: each input, the expected dx and the
+    # learner's dx with the differing entries starred (only the last row was left at zero).
+    example = page.locator("#pane-result .diagnosis-example")
+    assert example.count() == 1 and example.is_visible()
+    assert example.get_attribute("open") is not None
+    assert "The smallest failing case" in example.locator("summary").inner_text()
+    rows = {
+        label: value
+        for label, value in zip(
+            example.locator("dt").all_inner_texts(), example.locator("dd pre").all_inner_texts(), strict=True
+        )
+    }
+    assert {"input dout", "input x", "input w", "input b", "expected dx", "your dx (* = differs)"} <= set(rows)
+    assert "*" not in rows["expected dx"]
+    got_lines = rows["your dx (* = differs)"].splitlines()
+    assert len(got_lines) >= 2
+    assert "*" in got_lines[-1] and all("*" not in line for line in got_lines[:-1])
+    assert all(float(entry.rstrip("*]")) == 0.0 for entry in got_lines[-1].strip(" []").split())
+    assert got_lines[0].strip(" [").split()[:1] == rows["expected dx"].splitlines()[0].strip(" [").split()[:1]
+
+    # What the learner's code printed, in the same panel.
+    printed = page.locator("#pane-result .printed-output")
+    assert printed.is_visible()
+    assert "What your code printed" in printed.locator("h3").inner_text()
+    assert "dout has shape (" in printed.locator("pre").inner_text()
+    example.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "workspace-failing-case.png"), full_page=False)
+    assert errors == []
+    page.context.close()
 
 
 def test_the_api_docs_render_under_the_sites_content_security_policy(browser, live_server, db: None) -> None:

@@ -86,6 +86,11 @@ def test_rundev_serves_the_lessons_grades_a_submission_through_its_own_redis_and
         assert _wait_for(process, lines, "instructor-demo-2026", seen, 5), "the instructor's login is printed"
         assert any("learner-demo-2026" in line for line in seen), "the learner's login is printed"
         assert any("started an embedded server" in line for line in seen)
+        # `make run` says which isolation the grader reached (the full sandbox wherever bubblewrap is).
+        levels = [line for line in seen if line.startswith("grader sandbox: isolation ")]
+        assert levels, "".join(seen)
+        if os.access("/usr/bin/bwrap", os.X_OK):
+            assert levels[0].startswith("grader sandbox: isolation namespaces+seccomp "), levels
         assert redis_answers(redis_url)
         assert _wait_for(process, lines, "ready.", seen, 120), "the Celery worker came up: " + "".join(seen[-20:])
         deadline = time.monotonic() + 30

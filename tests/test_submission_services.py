@@ -15,8 +15,10 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.utils import timezone
 
 from grader import services
+from grader.diagnosis import Diagnosis, Mistake
 from grader.models import Exercise, Submission, SubmissionStatus
-from grader.verdicts import Stage, Verdict
+from grader.result import CheckResult, GradeResult
+from grader.verdicts import Isolation, Stage, Verdict
 from tests.submission_helpers import exercise_from_folder, solution, wrong
 
 send_wake_up = services.submission_enqueue  # the real one (some tests replace it)
@@ -203,6 +205,29 @@ def test_a_stale_claim_cannot_write_a_verdict(learner: User, exercise: Exercise,
     assert services.submission_finish(submission.pk, claim=2, result={"verdict": "wrong_answer", "score": 0.5}) is True
     submission.refresh_from_db()
     assert (submission.verdict, submission.graded_count) == ("wrong_answer", 1)
+
+
+def test_finish_stores_the_typed_result_once_and_derives_the_columns_from_it(
+    learner: User, exercise: Exercise, no_enqueue: list[int]
+) -> None:
+    submission = create(learner)
+    services.submission_claim(submission.pk, worker="a:1")
+    result = GradeResult(
+        verdict=Verdict.WRONG_ANSWER,
+        score=0.25,
+        isolation=Isolation.NAMESPACES_SECCOMP,
+        checks=[CheckResult("load", True, "defines linear_backward"), CheckResult("outputs", False, "dx: shape")],
+        diagnosis=[Diagnosis("dx", Mistake.TRANSPOSED, "dx looks transposed", "why")],
+        feedback="1 of 2 checks passed",
+        timings={"sandbox_s": 0.002, "total_s": 0.05},
+    )
+    assert services.submission_finish(submission.pk, claim=1, result=result)
+    submission.refresh_from_db()
+    assert submission.result == result.to_json()
+    assert (submission.verdict, submission.score, submission.isolation) == ("wrong_answer", 0.25, "namespaces+seccomp")
+    assert submission.phase_times == {"sandbox_s": 0.002, "total_s": 0.05}
+    assert submission.grade_result() == result
+    assert list(submission.diagnoses.values_list("output", "mistake")) == [("dx", "transposed")]
 
 
 # --- Grade (real engine and sandbox) ---------------------------------------------------

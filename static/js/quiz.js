@@ -3,7 +3,7 @@
 (function () {
   "use strict";
 
-  var FETCH_HEADER = "fetch"; // quiz_views.FETCH_HEADER_VALUE
+  var FETCH_HEADER = "fetch"; // quizzes/views.py FETCH_HEADER_VALUE
 
   function csrfToken(form) {
     var field = form.querySelector("input[name=csrfmiddlewaretoken]");

@@ -12,13 +12,18 @@
 //              "gradlab:draft:<draftKey>" and restored on the next visit (one per exercise)
 //   readOnly   boolean
 //   minLines   number of lines the editor is at least tall (default 12)
+//   onSubmit   function called on Ctrl+Enter / Cmd+Enter (the key then changes nothing in the code)
+// Indentation is 4 spaces (Tab indents the selection, Shift+Tab dedents). Syntax colours
+// come from CSS variables (--cm-*, static/css/grader.css), so light and dark schemes both read well.
 // The textarea stays in the form (hidden) and always holds the current code, so a
 // plain form POST submits what the learner sees.
 import { basicSetup } from "codemirror";
 import { indentWithTab } from "@codemirror/commands";
 import { python } from "@codemirror/lang-python";
-import { EditorState } from "@codemirror/state";
+import { HighlightStyle, indentUnit, syntaxHighlighting } from "@codemirror/language";
+import { EditorState, Prec } from "@codemirror/state";
 import { EditorView, keymap } from "@codemirror/view";
+import { tags } from "@lezer/highlight";
 
 const DRAFT_PREFIX = "gradlab:draft:";
 const LINE_HEIGHT_EM = 1.5;
@@ -65,10 +70,30 @@ const theme = EditorView.theme({
   ".cm-activeLine": { backgroundColor: "var(--code-active, rgba(59, 91, 219, 0.06))" },
   ".cm-activeLineGutter": { backgroundColor: "var(--code-active, rgba(59, 91, 219, 0.06))" },
   ".cm-cursor": { borderLeftColor: "var(--text, #1b2233)" },
+  ".cm-selectionBackground, &.cm-focused .cm-selectionBackground, ::selection": {
+    backgroundColor: "var(--cm-selection, rgba(59, 91, 219, 0.25)) !important",
+  },
+  ".cm-matchingBracket": { backgroundColor: "var(--cm-bracket, rgba(31, 122, 69, 0.25))", outline: "none" },
 });
 
+// Colours are CSS variables defined for both colour schemes (AA contrast on --code-bg).
+const highlight = HighlightStyle.define([
+  { tag: [tags.keyword, tags.controlKeyword, tags.definitionKeyword, tags.moduleKeyword, tags.operatorKeyword],
+    color: "var(--cm-keyword)" },
+  { tag: [tags.string, tags.special(tags.string)], color: "var(--cm-string)" },
+  { tag: [tags.number, tags.bool, tags.null, tags.atom], color: "var(--cm-number)" },
+  { tag: [tags.comment, tags.lineComment, tags.blockComment], color: "var(--cm-comment)", fontStyle: "italic" },
+  { tag: [tags.function(tags.variableName), tags.function(tags.definition(tags.variableName))],
+    color: "var(--cm-function)" },
+  { tag: [tags.definition(tags.variableName), tags.className], color: "var(--cm-definition)" },
+  { tag: [tags.propertyName], color: "var(--cm-property)" },
+  { tag: [tags.operator, tags.punctuation, tags.bracket], color: "var(--cm-punctuation)" },
+  { tag: [tags.self, tags.standard(tags.variableName)], color: "var(--cm-builtin)" },
+  { tag: tags.invalid, color: "var(--cm-invalid)" },
+]);
+
 function create(textarea, options) {
-  const settings = Object.assign({ draftKey: "", readOnly: false, minLines: 12 }, options || {});
+  const settings = Object.assign({ draftKey: "", readOnly: false, minLines: 12, onSubmit: null }, options || {});
   const initial = textarea.value;
   const draft = settings.draftKey ? readDraft(settings.draftKey) : null;
   const hasDraft = draft !== null && draft !== initial;
@@ -88,7 +113,22 @@ function create(textarea, options) {
     state: EditorState.create({
       doc: startText,
       extensions: [
+        // Ctrl/Cmd+Enter submits; highest precedence so basicSetup's "insert blank line" never runs.
+        Prec.highest(
+          keymap.of([
+            {
+              key: "Mod-Enter",
+              run: () => {
+                if (typeof settings.onSubmit === "function") settings.onSubmit();
+                return true;
+              },
+            },
+          ])
+        ),
         basicSetup,
+        indentUnit.of("    "),
+        EditorState.tabSize.of(4),
+        syntaxHighlighting(highlight),
         keymap.of([indentWithTab]),
         python(),
         theme,

@@ -1,4 +1,4 @@
-# mistake: transposed
+# mistake: flipped_kernel
 # description: back-propagates to x through the kernel rotated by 180 degrees, as for a true convolution, although the forward pass is a cross-correlation
 import numpy as np
 
