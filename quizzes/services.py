@@ -33,7 +33,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.models import User as AuthUser
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 
 from lessons.models import Lesson
 from quizzes.content import SLOT, render_markdown
@@ -253,6 +253,8 @@ class QuestionState:
     id_suffix: str = ""
     # A parameterized question whose numbers cannot be drawn (QuestionUnavailable): shown as such, not answerable.
     unavailable: bool = False
+    # Finished: answered right, or out of attempts. A wrong answer with attempts left is not.
+    done: bool = False
 
     @property
     def attempts_left(self) -> int | None:
@@ -353,6 +355,7 @@ def question_state(
     else:
         max_attempts, next_credit = policy.max_attempts, policy.credit(count)
         open_ = count < policy.max_attempts and not any(attempt.is_correct for attempt in attempts)
+    done = any(attempt.is_correct for attempt in attempts) or (max_attempts is not None and count >= max_attempts)
     can_answer = bool(user.is_authenticated) and open_ and not unavailable
     choices: list[dict[str, object]] = []
     if question.is_choice():
@@ -374,6 +377,7 @@ def question_state(
         max_attempts=max_attempts,
         next_credit=next_credit,
         unavailable=unavailable,
+        done=done,
     )
 
 
@@ -396,11 +400,16 @@ def quiz_states_for(user: User, lesson: Lesson) -> list[QuestionState]:
 
 @dataclass(frozen=True)
 class QuizScore:
-    """A learner's standing in one lesson's quiz: sum of best scores over the question count."""
+    """A learner's standing in one lesson's quiz: sum of best scores over the question count.
+
+    `answered` counts the questions tried at least once; `done` those finished (right, or
+    out of attempts). A wrong answer with attempts left is answered but not done.
+    """
 
     points: float
     answered: int
     total: int
+    done: int = 0
 
     @property
     def percent(self) -> int:
@@ -408,7 +417,12 @@ class QuizScore:
 
     @property
     def is_complete(self) -> bool:
-        return self.total > 0 and self.answered == self.total
+        return self.total > 0 and self.done == self.total
+
+    @property
+    def to_retry(self) -> int:
+        """Questions tried but not finished: a wrong answer with attempts left."""
+        return self.answered - self.done
 
     @property
     def points_text(self) -> str:
@@ -417,7 +431,8 @@ class QuizScore:
 
 def quiz_score_from_states(states: Sequence[QuestionState]) -> QuizScore:
     answered = [state.best_score for state in states if state.best_score is not None]
-    return QuizScore(points=float(sum(answered)), answered=len(answered), total=len(states))
+    done = sum(1 for state in states if state.done)
+    return QuizScore(points=float(sum(answered)), answered=len(answered), total=len(states), done=done)
 
 
 def quiz_scores_for(user: User) -> dict[int, QuizScore]:
@@ -430,16 +445,22 @@ def quiz_scores_for(user: User) -> dict[int, QuizScore]:
     )
     points: dict[int, float] = defaultdict(float)
     answered: dict[int, int] = defaultdict(int)
+    done: dict[int, int] = defaultdict(int)
     if user.is_authenticated:
         best = (
             QuizAttempt.objects.filter(user_id=user.pk, question__is_active=True)
-            .values("question_id", "question__lesson_id")
-            .annotate(best=Max("score"))
+            .values("question_id", "question__lesson_id", "question__kind")
+            .annotate(limit=Max("question__lesson__quiz_policy__max_attempts"))
+            .annotate(best=Max("score"), tries=Count("id"), right=Count("id", filter=Q(is_correct=True)))
         )
         for row in best:
-            points[row["question__lesson_id"]] += row["best"]
-            answered[row["question__lesson_id"]] += 1
+            lesson_id = row["question__lesson_id"]
+            points[lesson_id] += row["best"]
+            answered[lesson_id] += 1
+            limit = row["limit"] or DEFAULT_MAX_ATTEMPTS
+            limited = row["question__kind"] != QuestionKind.PARAMETERIZED
+            done[lesson_id] += int(row["right"] > 0 or (limited and row["tries"] >= limit))
     return {
-        lesson_id: QuizScore(points=points[lesson_id], answered=answered[lesson_id], total=total)
+        lesson_id: QuizScore(points=points[lesson_id], answered=answered[lesson_id], total=total, done=done[lesson_id])
         for lesson_id, total in totals.items()
     }

@@ -17,7 +17,13 @@ from lessons.models import Lesson
 from quizzes.content import load_quizzes
 from quizzes.grading import MAX_ANSWER_CHARS, format_matrix
 from quizzes.models import QuizAttempt, QuizQuestion
-from quizzes.services import question_variant, quiz_scores_for, variant_seed
+from quizzes.services import (
+    question_variant,
+    quiz_score_from_states,
+    quiz_scores_for,
+    quiz_states_for,
+    variant_seed,
+)
 
 FETCH = {"HTTP_X_REQUESTED_WITH": "fetch"}
 SLUGS = ["backpropagation", "attention-mechanisms", "cnn-architecture", "activation-functions", "batch-normalization"]
@@ -376,6 +382,42 @@ def test_scores_per_lesson_count_best_attempts_over_active_questions(learner: Us
     assert backprop.percent == 15
     attention = scores[Lesson.objects.get(slug="attention-mechanisms").pk]
     assert (attention.answered, attention.points) == (0, 0.0)
+
+
+def test_a_wrong_answer_with_attempts_left_is_answered_but_not_done(learner: User, url: str) -> None:
+    client = as_user(learner)
+    backprop = Lesson.objects.get(slug="backpropagation")
+    dw2 = question("scalar-network-dw2")
+
+    def both() -> list[tuple[int, int, int]]:
+        on_page = quiz_score_from_states(quiz_states_for(learner, backprop))
+        bulk = quiz_scores_for(learner)[backprop.pk]
+        return [(score.answered, score.done, score.to_retry) for score in (on_page, bulk)]
+
+    client.post(url, {"question": "sgd-step", "answer": "0.55"})
+    client.post(url, parameterized_form(learner, dw2, 0, "12345"))
+    assert both() == [(2, 0, 2)] * 2
+    assertContains(client.get(url), "0 of 11 done, 2 to try again")
+    assert not quiz_scores_for(learner)[backprop.pk].is_complete
+
+    client.post(url, {"question": "sgd-step", "answer": "0.56"})
+    client.post(url, {"question": "sgd-step", "answer": "0.57"})  # the third and last attempt
+    client.post(url, parameterized_form(learner, dw2, 1, right_parameterized_answer(learner, dw2, 1)))
+    assert both() == [(2, 2, 0)] * 2
+    assertContains(client.get(url), "2 of 11 done</span>")
+    progress = client.get(reverse("progress"))
+    assertContains(progress, "2 of 11 done)")
+
+
+def test_a_lessons_own_attempt_limit_decides_when_a_wrong_answer_is_done(learner: User, url: str) -> None:
+    from quizzes.models import QuizPolicy
+
+    backprop = Lesson.objects.get(slug="backpropagation")
+    QuizPolicy.objects.create(lesson=backprop, max_attempts=1, credits=[1])
+    as_user(learner).post(url, {"question": "sgd-step", "answer": "0.55"})
+    score = quiz_scores_for(learner)[backprop.pk]
+    assert (score.answered, score.done) == (1, 1)
+    assert quiz_score_from_states(quiz_states_for(learner, backprop)).done == 1
 
 
 def test_scores_for_every_lesson_take_two_queries(learner: User, url: str, django_assert_num_queries) -> None:
