@@ -52,8 +52,9 @@ QUIZ_FOLDER = "quizzes"
 LINE_KEY = "__line__"
 SLOT = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 CHOICE_KEYS = "abcdefghij"
-# The seed used at import to check a generator fills every slot of its prompt.
-VALIDATION_SEED = 0
+# The seeds used at import and on save to check a generator: each must fill every slot of
+# the prompt and give a finite answer (the suite draws 200 seeds of every generator).
+VALIDATION_SEEDS = range(8)
 
 COMMON_FIELDS = {"key", "type", "prompt", "explanation"}
 FIELDS_BY_KIND = {
@@ -173,15 +174,21 @@ def _check_generator(data: dict[str, Any], prompt: str) -> str:
     if not isinstance(name, str) or name not in GENERATORS:
         known = ", ".join(sorted(GENERATORS))
         raise ContentInvalid(f"unknown generator {name!r}; known generators: {known}", line)
-    values = variant_for(name, VALIDATION_SEED).values
     slots = set(SLOT.findall(prompt))
-    missing = slots - set(values)
-    if missing:
-        raise ContentInvalid(
-            f"the prompt uses slot(s) {', '.join(sorted(missing))} that generator {name} does not fill "
-            f"(it fills: {', '.join(sorted(values))})",
-            line,
-        )
+    for seed in VALIDATION_SEEDS:
+        try:
+            variant = variant_for(name, seed)
+        except Exception as error:  # the generator's own failure, reported to the author
+            raise ContentInvalid(f"generator {name} fails on seed {seed}: {error!r}", line) from error
+        missing = slots - set(variant.values)
+        if missing:
+            raise ContentInvalid(
+                f"the prompt uses slot(s) {', '.join(sorted(missing))} that generator {name} does not fill "
+                f"on seed {seed} (it fills: {', '.join(sorted(variant.values))})",
+                line,
+            )
+        if not np.all(np.isfinite(variant.answer)):
+            raise ContentInvalid(f"generator {name} gives a non-finite answer on seed {seed}", line)
     if not slots:
         raise ContentInvalid("the prompt of a parameterized question must show the numbers: use {{name}} slots", line)
     return name

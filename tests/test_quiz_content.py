@@ -364,3 +364,45 @@ def test_every_formula_in_the_quizzes_renders_in_katex() -> None:
             browser.close()
     assert errors[-1:] and errors[-1].startswith("deliberately broken"), "KaTeX reports errors"
     assert errors[:-1] == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("fails_on", "message"),
+    [
+        ("raise", "generator flaky_generator fails on seed 3: ZeroDivisionError"),
+        ("nan", "generator flaky_generator gives a non-finite answer on seed 3"),
+        ("slot", "slot(s) x that generator flaky_generator does not fill on seed 3"),
+    ],
+)
+def test_a_generator_that_fails_on_a_later_seed_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails_on: str, message: str
+) -> None:
+    """Seed 0 is not enough: a generator that breaks on another learner's seed is caught at import."""
+    import numpy as np
+
+    from quizzes.grading import Tolerance
+    from quizzes.parameterized import GENERATORS, Variant
+
+    def flaky_generator(rng: np.random.Generator) -> Variant:
+        seed_three = int(rng.integers(0, 2**31)) == int(np.random.default_rng(3).integers(0, 2**31))
+        answer, values = np.array([1.0]), {"x": "1"}
+        if seed_three and fails_on == "raise":
+            raise ZeroDivisionError("division by zero")
+        if seed_three and fails_on == "nan":
+            answer = np.array([np.nan])
+        if seed_three and fails_on == "slot":
+            values = {}
+        return Variant(values=values, answer=answer, tolerance=Tolerance(absolute=0.01))
+
+    monkeypatch.setitem(GENERATORS, "flaky_generator", flaky_generator)
+    make_lessons("backpropagation")
+    write(
+        tmp_path,
+        "backpropagation.yaml",
+        "questions:\n  - key: q\n    type: parameterized\n    prompt: 'x = {{x}}'\n    explanation: e\n"
+        "    generator: flaky_generator\n",
+    )
+    report = load(tmp_path)
+    assert [message in error.message for error in report.errors] == [True], report.errors
+    assert QuizQuestion.objects.count() == 0
