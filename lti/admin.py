@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from lti import services
+from lti import roster, services
 from lti.keys import key_rotate
 from lti.models import Deployment, LtiContext, LtiIdentity, Platform, ResourceLink, ScoreOutbox, ToolKey
 
@@ -90,7 +90,7 @@ class LtiContextAdmin(admin.ModelAdmin):
     @admin.action(description="Sync the roster from the LMS (Names and Role Provisioning)")
     def sync_roster(self, request: HttpRequest, queryset: QuerySet[LtiContext]) -> None:
         for context in queryset.select_related("platform", "course"):
-            report = services.roster_sync(context)
+            report = roster.roster_sync(context)
             if report.error:
                 self.message_user(request, f"{context}: {report.error}", level=messages.ERROR)
             else:

@@ -7,7 +7,6 @@
 - `outbox_write_for`: a learner's assignment total changed -> one ScoreOutbox row per
   linked line item, in the caller's transaction, and a task to send it after commit.
 - `score_send`: the task's body: claim, send, mark delivered (or reschedule).
-- `roster_sync`: NRPS members -> accounts and enrollments of the linked course.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,7 +31,6 @@ from django.utils.text import slugify
 from pylti1p3.assignments_grades import AssignmentsGradesService
 from pylti1p3.exception import LtiException, LtiServiceException
 from pylti1p3.grade import Grade
-from pylti1p3.names_roles import NamesRolesProvisioningService
 from pylti1p3.roles import DesignerRole, StudentRole, TeacherRole, TeachingAssistantRole
 from pylti1p3.service_connector import ServiceConnector
 
@@ -376,7 +374,7 @@ class _CachingConnector(ServiceConnector):
         return token
 
 
-def _connector(platform: Platform) -> ServiceConnector:
+def connector_for(platform: Platform) -> ServiceConnector:
     session = _TimeoutSession()
     session.headers["User-Agent"] = "Gradlab-LTI"
     return _CachingConnector(registration_for(platform), session)
@@ -432,7 +430,7 @@ def score_send(outbox_id: int, *, now: datetime | None = None) -> SendOutcome:
     if SCORE_SCOPE not in scopes:
         scopes.append(SCORE_SCOPE)
     try:
-        service = AssignmentsGradesService(_connector(row.platform), {"scope": scopes, "lineitem": row.lineitem_url})
+        service = AssignmentsGradesService(connector_for(row.platform), {"scope": scopes, "lineitem": row.lineitem_url})
         service.put_grade(grade)
     except (LtiException, requests.RequestException) as error:
         message = str(error)[:2000]
@@ -516,85 +514,3 @@ def outbox_sweep(now: datetime | None = None) -> list[int]:
     for outbox_id in due:
         _enqueue_send(outbox_id)
     return due
-
-
-# --- Roster (NRPS) --------------------------------------------------------------
-
-
-@dataclass
-class RosterReport:
-    """What a roster sync did (stored on the context and shown in the admin)."""
-
-    members: int = 0
-    accounts_created: int = 0
-    learners: int = 0
-    staff: int = 0
-    skipped: list[str] = field(default_factory=list)
-    error: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "members": self.members,
-            "accounts_created": self.accounts_created,
-            "learners": self.learners,
-            "staff": self.staff,
-            "skipped": self.skipped[:50],
-            "error": self.error,
-        }
-
-
-def roster_sync(context: LtiContext) -> RosterReport:
-    """Fetch the context's members from the platform (all pages) and enroll them in the linked course.
-
-    Active members get an account (made if new) and the course role of their LMS
-    roles. Inactive or deleted members and members with no usable role are listed as
-    skipped; nobody is removed from the course (instructors decide that in Gradlab).
-    """
-    report = RosterReport()
-    if context.course_id is None:
-        report.error = "This LMS course is not linked to a Gradlab course yet: an instructor launches Gradlab first."
-    elif not context.memberships_url:
-        report.error = "The platform gave no memberships URL (NRPS) for this course: is the service enabled?"
-    if report.error:
-        _store_report(context, report)
-        return report
-    assert context.course is not None
-    platform = context.platform
-    try:
-        service = NamesRolesProvisioningService(
-            _connector(platform), {"context_memberships_url": context.memberships_url}
-        )
-        members = service.get_members()
-    except (LtiException, requests.RequestException, ValueError) as error:
-        report.error = f"The platform's roster could not be read: {error}"[:1000]
-        _store_report(context, report)
-        return report
-    for member in members:
-        report.members += 1
-        subject = str(member.get("user_id") or "")
-        if not subject:
-            report.skipped.append("a member without user_id")
-            continue
-        if member.get("status", "Active") != "Active":
-            report.skipped.append(f"{subject} ({member.get('status')})")
-            continue
-        role = course_role_for([str(r) for r in member.get("roles") or []])
-        if role is None:
-            report.skipped.append(f"{subject} (no course role)")
-            continue
-        existed = LtiIdentity.objects.filter(issuer=platform.issuer, subject=subject).exists()
-        user = launch_account(platform, subject, dict(member))
-        report.accounts_created += 0 if existed else 1
-        launch_enroll(context.course, user, role)
-        if is_staff_role(role):
-            report.staff += 1
-        else:
-            report.learners += 1
-    _store_report(context, report)
-    return report
-
-
-def _store_report(context: LtiContext, report: RosterReport) -> None:
-    LtiContext.objects.filter(pk=context.pk).update(
-        last_roster_sync_at=timezone.now(), last_roster_sync_report=report.to_json()
-    )

@@ -11,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from lti.models import LtiContext
-from lti.services import roster_sync
+from lti.roster import roster_sync
 
 
 class Command(BaseCommand):
