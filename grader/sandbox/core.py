@@ -195,6 +195,18 @@ class Sandbox:
                 f"that cannot read the worker's files or /proc); {INSTALL_HINT}"
             )
         files, folders = protected_paths()
+        layout = bwrap_layout() if bwrap else None
+        if layout is not None:
+            exposed = layout.exposed(files)
+            if exposed:
+                where = "; ".join(f"{path} at {inside}" for path, inside in exposed)
+                raise SandboxUnavailable(
+                    f"the sandbox would show protected files to learner code ({where}): move the project "
+                    "or the database out of the interpreter's folders"
+                )
+            # Nothing protected is bound inside, so the probe has nothing to try, and the zygote never
+            # holds a host path: a child can read every byte of the memory it inherits.
+            files, folders = [], []
         setup = json.dumps(
             {
                 "world": "userns" if bwrap else "root",
@@ -207,8 +219,8 @@ class Sandbox:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         scratch = None
         env = dict(THREAD_ENV, GRADLAB_SANDBOX_FD=str(theirs.fileno()), GRADLAB_SANDBOX_SETUP=setup)
-        if bwrap:
-            command = bwrap_layout().argv(theirs.fileno(), setup)
+        if layout is not None:
+            command = layout.argv(theirs.fileno(), setup)
         else:
             scratch = tempfile.TemporaryDirectory(prefix="gradlab-sandbox-")
             command = process_command(Path(scratch.name))

@@ -16,7 +16,7 @@ import os
 import sys
 import sysconfig
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -80,6 +80,24 @@ class Layout:
 
     def targets(self) -> list[str]:
         return [bind.target for bind in self.binds]
+
+    def exposed(self, host_paths: list[str]) -> list[tuple[str, str]]:
+        """(host path, where a child would see it) for each of ``host_paths`` a bind makes readable inside.
+
+        A path is exposed when it lies under a bind's source and the place it lands inside is not
+        covered by a hidden folder. The start check: the project and the database must not be.
+        """
+        found = []
+        for host_path in host_paths:
+            real = Path(os.path.realpath(host_path))
+            for bind in self.binds:
+                source = Path(os.path.realpath(bind.source))
+                if not real.is_relative_to(source):
+                    continue
+                inside = PurePosixPath(bind.target) / real.relative_to(source)
+                if not any(inside.is_relative_to(folder) for folder in self.hidden):
+                    found.append((host_path, str(inside)))
+        return found
 
 
 @dataclass(frozen=True)
