@@ -285,10 +285,5 @@ def get_regrade(
 
 
 def install(api: NinjaAPI) -> None:
-    """Mount the router at /api/courses and answer CourseError with its status and one-line reason."""
-
-    def course_error(request: HttpRequest, error: Any) -> HttpResponse:
-        return api.create_response(request, {"detail": error.message, "code": error.code}, status=error.http_status)
-
-    api.add_exception_handler(services.CourseError, course_error)
+    """Mount the router at /api/courses (CourseError is a gradlab.errors.Refused: grader.api answers it)."""
     api.add_router("/courses", router)

@@ -40,20 +40,14 @@ from courses.models import (
     SubmissionRegrade,
 )
 from courses.signals import assignment_score_changed
+from gradlab.errors import Refused
 from gradlab.slugs import is_slug
 
 logger = logging.getLogger(__name__)
 
 
-class CourseError(Exception):
-    """Bad input or a refused action: nothing was changed. `message` is one line for people."""
-
-    code = "invalid"
-    http_status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class CourseError(Refused):
+    """Bad input or a refused action on a course: nothing was changed."""
 
 
 class CourseForbidden(CourseError):

@@ -22,6 +22,7 @@ from ninja.security import SessionAuth
 from grader import selectors, services
 from grader.auth import BearerTokenAuth, api_tokens_revoke
 from grader.models import ApiToken, Exercise, Submission
+from gradlab.errors import Refused
 
 MAX_ID = 2**63 - 1
 
@@ -159,8 +160,9 @@ def _submission_out(submission: Submission, queue_position: int | None = None) -
 # --- Errors -------------------------------------------------------------------------
 
 
-@api.exception_handler(services.SubmissionRejected)
-def submission_rejected(request: HttpRequest, error: services.SubmissionRejected) -> HttpResponse:
+@api.exception_handler(Refused)
+def refused(request: HttpRequest, error: Refused) -> HttpResponse:
+    """Every app's refusal (a submission, a course action, a hint): its status, code and reason."""
     response = api.create_response(request, {"detail": error.message, "code": error.code}, status=error.http_status)
     if isinstance(error, services.RateLimited):
         response["Retry-After"] = str(error.retry_after_s)

@@ -15,17 +15,14 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
 
 from grader.models import Exercise, HintReveal, Submission
+from gradlab.errors import Refused
 from gradlab.markdown import render_markdown
 
 HINT_TITLES = ("The idea", "Shapes and the chain rule", "The formula")
 
 
-class HintRefused(Exception):
+class HintRefused(Refused):
     """A reveal that cannot happen; `message` says why in the learner's words."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from django.utils import timezone
 from grader.models import Exercise, Submission, SubmissionDiagnosis, SubmissionStatus
 from grader.result import GradeResult
 from grader.verdicts import Stage, Verdict
+from gradlab.errors import Refused
 from gradlab.slugs import is_slug
 
 if TYPE_CHECKING:
@@ -59,15 +60,10 @@ INTERNAL_ERROR_FEEDBACK = (
 # --- Errors the learner sees -------------------------------------------------------------
 
 
-class SubmissionRejected(Exception):
-    """Bad input: nothing was stored. `code` is stable (API clients read it), `message` is for people."""
+class SubmissionRejected(Refused):
+    """Bad input: nothing was stored."""
 
     code = "invalid_submission"
-    http_status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class NotAuthenticated(SubmissionRejected):

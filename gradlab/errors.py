@@ -12,6 +12,22 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 
+class Refused(Exception):
+    """A refused request: nothing was changed.
+
+    `code` is stable (API clients read it), `http_status` is what the API answers and `message`
+    is one line for people. The apps' own refusals (a submission, a course action, a hint)
+    subclass it, and the API answers all of them with one handler.
+    """
+
+    code = "invalid"
+    http_status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 def bad_request_message(exception: Exception | None) -> str:
     """A sentence for the learner about why the request was refused."""
     if isinstance(exception, RequestDataTooBig):
