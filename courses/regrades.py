@@ -37,6 +37,7 @@ from courses.services import (
     learner_due_at,
     require_staff,
 )
+from gradlab.tasks_send import task_send
 
 logger = logging.getLogger(__name__)
 
@@ -103,18 +104,7 @@ def regrade_start(assignment: Assignment, *, by: Any, dry_run: bool) -> RegradeJ
 
 def regrade_enqueue(regrade_ids: list[int]) -> int:
     """Send one task per queued SubmissionRegrade; return how many were sent."""
-    from celery import current_app
-    from django.conf import settings
-
-    sent = 0
-    for regrade_id in regrade_ids:
-        try:
-            current_app.send_task(REGRADE_TASK_NAME, args=[regrade_id], queue=settings.GRADING_QUEUE)
-        except Exception:
-            logger.exception("regrade %s not sent", regrade_id)
-            continue
-        sent += 1
-    return sent
+    return sum(task_send(REGRADE_TASK_NAME, regrade_id) for regrade_id in regrade_ids)
 
 
 def _grade_again(submission: Any) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from grader.models import ExampleRun, ExampleRunStatus, Exercise
-from grader.services import PUBLISH_RETRY_POLICY, RATE_WINDOW_S, RateLimited, _validated_source
+from grader.services import RATE_WINDOW_S, RateLimited, _validated_source
+from gradlab.tasks_send import task_send
 
 logger = logging.getLogger(__name__)
 
@@ -54,19 +55,7 @@ def example_run_create(*, user: AbstractBaseUser, exercise: Exercise, code: str 
 
 
 def _enqueue(run: ExampleRun) -> None:
-    from celery import current_app
-    from kombu.exceptions import OperationalError
-
-    try:
-        current_app.send_task(
-            RUN_TASK_NAME,
-            args=[run.pk],
-            queue=settings.GRADING_QUEUE,
-            retry=True,
-            retry_policy=PUBLISH_RETRY_POLICY,
-        )
-    except (OperationalError, OSError) as error:
-        logger.warning("example run %s not queued: %s", run.pk, error)
+    if not task_send(RUN_TASK_NAME, run.pk):
         ExampleRun.objects.filter(pk=run.pk, status=ExampleRunStatus.QUEUED).update(
             status=ExampleRunStatus.FAILED,
             result={"message": "The grading service is unreachable right now; try again in a moment."},

@@ -37,6 +37,7 @@ from grader.result import GradeResult
 from grader.verdicts import Stage, Verdict
 from gradlab.errors import Refused
 from gradlab.slugs import is_slug
+from gradlab.tasks_send import task_send
 
 if TYPE_CHECKING:
     from grader.engine import Engine
@@ -49,7 +50,6 @@ RATE_WINDOW_S = 60
 UNSENT_GRACE_S = 5
 SWEEP_BATCH = 1000
 # Publishing must fail fast when Redis is down: the row is kept and the sweeper sends it later.
-PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.2}
 
 INTERNAL_ERROR_FEEDBACK = (
     "The grader itself failed on this submission (this is not a problem with your code). "
@@ -187,20 +187,8 @@ def submission_enqueue(submission: Submission) -> bool:
     On success `enqueued_at` is set (on the row and on `submission`) to the time just
     before publishing; on failure the row is left as it was, for the sweeper.
     """
-    from celery import current_app
-    from kombu.exceptions import OperationalError
-
     sent_at = timezone.now()
-    try:
-        current_app.send_task(
-            GRADE_TASK_NAME,
-            args=[submission.pk],
-            queue=settings.GRADING_QUEUE,
-            retry=True,
-            retry_policy=PUBLISH_RETRY_POLICY,
-        )
-    except (OperationalError, OSError) as error:
-        logger.warning("submission %s kept queued: the broker is unreachable (%s)", submission.pk, error)
+    if not task_send(GRADE_TASK_NAME, submission.pk):
         return False
     Submission.objects.filter(pk=submission.pk, status=SubmissionStatus.QUEUED).update(enqueued_at=sent_at)
     submission.enqueued_at = sent_at

@@ -42,6 +42,7 @@ from courses.models import (
     Enrollment,
     EnrollmentSource,
 )
+from gradlab.tasks_send import task_send
 from lti.launch import AGS_ENDPOINT, CONTEXT, NRPS, RESOURCE_LINK, ROLES
 from lti.models import (
     LinkTarget,
@@ -319,13 +320,7 @@ SEND_SCORE_TASK_NAME = "lti.tasks.send_score"
 
 
 def _enqueue_send(outbox_id: int) -> None:
-    from celery import current_app
-
-    try:
-        # By name, as grader/services.py sends gradings: lti/tasks.py imports this module.
-        current_app.send_task(SEND_SCORE_TASK_NAME, args=[outbox_id], queue=settings.GRADING_QUEUE)
-    except Exception:  # the broker is down: the row waits, the sweeper sends it later
-        logger.warning("could not enqueue score %s; the sweeper will send it", outbox_id, exc_info=True)
+    task_send(SEND_SCORE_TASK_NAME, outbox_id)  # refused: the row waits, the sweeper sends it later
 
 
 def retry_delay_s(attempts: int) -> int:
