@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -45,6 +46,23 @@ def exercise_from_folder(slug: str = "linear-backward") -> Exercise:
         },
     )
     return exercise
+
+
+def graded_submission(engine: Any, user: Any, exercise: Exercise, code: str) -> Submission:
+    """A submission of `code` graded by the real `engine` (as a worker would) and stored as graded."""
+    result = engine.grade(ExerciseSpec.from_folder(EXERCISES_DIR / exercise.slug), code)
+    return Submission.objects.create(
+        user=user,
+        exercise=exercise,
+        code=code,
+        status="graded",
+        stage="done",
+        verdict=result.verdict.value,
+        score=result.score,
+        result=result.to_json(),
+        isolation=result.isolation.value,
+        finished_at=timezone.now(),
+    )
 
 
 def solution(slug: str = "linear-backward") -> str:

@@ -21,12 +21,10 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
-from django.utils import timezone
 
-from grader.models import Exercise, Submission
-from grader.spec import ExerciseSpec
+from grader.models import Exercise
 from tests.conftest import unavailable
-from tests.submission_helpers import EXERCISES_DIR, wrong
+from tests.submission_helpers import graded_submission, wrong
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 pytest.importorskip("playwright.sync_api", reason="Playwright (PyPI) drives the browser")
@@ -53,19 +51,7 @@ def site(transactional_db: None, engine: Any) -> dict[str, Any]:
     staff.save()
     exercise = Exercise.objects.get(slug="linear-backward")
     code = wrong("linear-backward", "dw_transposed")
-    result = engine.grade(ExerciseSpec.from_folder(EXERCISES_DIR / "linear-backward"), code)
-    submission = Submission.objects.create(
-        user=learner,
-        exercise=exercise,
-        code=code,
-        status="graded",
-        stage="done",
-        verdict=result.verdict.value,
-        score=result.score,
-        result=result.to_json(),
-        isolation=str(result.isolation),
-        finished_at=timezone.now(),
-    )
+    submission = graded_submission(engine, learner, exercise, code)
     return {"learner": learner, "staff": staff, "submission": submission}
 
 

@@ -8,11 +8,9 @@ import pytest
 from django.contrib.auth.models import User
 
 from grader.engine import Engine
-from grader.models import Submission
-from grader.spec import ExerciseSpec
 from grader.verdicts import Verdict
 from tests.conftest import SCREENSHOTS
-from tests.submission_helpers import EXERCISES_DIR, exercise_from_folder
+from tests.submission_helpers import EXERCISES_DIR, exercise_from_folder, graded_submission
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 pytest.importorskip("playwright.sync_api", reason="Playwright (PyPI) drives the browser")
@@ -31,19 +29,8 @@ def test_the_exercise_and_a_graded_submission_fit_a_phone(logged_in_page, live_s
     exercise = exercise_from_folder("conv2d-backward")
     # A graded wrong answer (graded here by the real engine, as a worker would) to show its verdict.
     code = (EXERCISES_DIR / "conv2d-backward" / "wrong" / "stride_ignored.py").read_text()
-    result = Engine.get().grade(ExerciseSpec.from_folder(EXERCISES_DIR / "conv2d-backward"), code)
-    assert result.verdict == Verdict.WRONG_ANSWER
-    submission = Submission.objects.create(
-        user=learner,
-        exercise=exercise,
-        code=code,
-        status="graded",
-        stage="done",
-        verdict=result.verdict.value,
-        score=result.score,
-        result=result.to_json(),
-        isolation=result.isolation.value,
-    )
+    submission = graded_submission(Engine.get(), learner, exercise, code)
+    assert submission.verdict == Verdict.WRONG_ANSWER
     page, errors = logged_in_page(learner, PHONE)
 
     page.goto(f"{live_server.url}/exercises/conv2d-backward/")

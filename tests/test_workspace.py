@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client, override_settings
-from django.utils import timezone
 
 from grader import example_services
 from grader.engine import Engine
@@ -17,7 +16,7 @@ from grader.models import ExampleRun, Exercise, Submission
 from grader.selectors import check_title, verdict_view
 from grader.spec import ExerciseSpec
 from lessons.models import Lesson
-from tests.submission_helpers import EXERCISES_DIR, exercise_from_folder, no_enqueue, solution, wrong
+from tests.submission_helpers import EXERCISES_DIR, exercise_from_folder, graded_submission, no_enqueue, solution, wrong
 
 __all__ = ["no_enqueue"]  # autouse fixture: no message is sent to a broker
 
@@ -44,19 +43,7 @@ def logged_in(user: User) -> Client:
 
 
 def graded(user: User, exercise: Exercise, code: str, engine: Any) -> Submission:
-    result = engine.grade(ExerciseSpec.from_folder(EXERCISES_DIR / exercise.slug), code)
-    return Submission.objects.create(
-        user=user,
-        exercise=exercise,
-        code=code,
-        status="graded",
-        stage="done",
-        verdict=result.verdict.value,
-        score=result.score,
-        result=result.to_json(),
-        isolation=str(result.isolation),
-        finished_at=timezone.now(),
-    )
+    return graded_submission(engine, user, exercise, code)
 
 
 # --- The example run itself (real sandbox) -----------------------------------------------------
