@@ -32,7 +32,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Sandbox before and after"
-BASELINE = "f739331"  # main before the pristine-world work (issue 9)
+BASELINE = "97b3bf7"  # main as landed before the sandbox work of issue 9
 TRIVIAL = "import numpy as np\n\ndef relu_backward(dout, x):\n    return dout * (x > 0)\n"
 LINEAR = (
     "import numpy as np\n\ndef linear_backward(dout, x, w, b):\n    return dout @ w.T, x.T @ dout, dout.sum(axis=0)\n"
