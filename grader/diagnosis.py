@@ -40,6 +40,7 @@ class Mistake(StrEnum):
     POOL_WRONG_POSITION = "pool_wrong_position"
     FLIPPED_KERNEL = "flipped_kernel"
     PRECISION_LOSS = "precision_loss"
+    OUTPUTS_SWAPPED = "outputs_swapped"
     UNKNOWN = "unknown"
 
 
@@ -95,6 +96,8 @@ MATCH_TOLERANCE = 1e-5
 WORST_COUNT = 5
 
 GENERIC_HINTS: dict[Mistake, str] = {
+    Mistake.OUTPUTS_SWAPPED: "Compare the order of your return statement with the signature's, and check "
+    "that each gradient is computed into its own variable (no name reused for another gradient).",
     Mistake.TRANSPOSED: "Write down the shape of every factor: a gradient has the shape of the input it belongs to.",
     Mistake.SIGN_FLIPPED: "Check the sign of each local derivative; the gradient points uphill, SGD subtracts it.",
     Mistake.SCALED_BY_N: "Something is summed where the forward averages: a mean over N elements gives each "

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from grader.checks.calls import Call, Oversized
-from grader.diagnosis import GENERIC_HINTS, Diagnosis, Mistake, diagnose_array, worst_elements
+from grader.diagnosis import GENERIC_HINTS, Diagnosis, Mistake, diagnose_array, matches, worst_elements
 from grader.examples import example_of
 from grader.gradcheck import flat_arrays, rel_error
 from grader.kinds.base import Case, Kind
@@ -63,7 +63,7 @@ class Diagnoser:
                         got=got,
                         case_args=call.case.args,
                         upstream=kind.upstream,
-                        models=models.get(name, []),
+                        models=_with_swaps(kind, call, name, expected=expected, got=got, models=models.get(name, [])),
                         hints=kind.hints,
                         lesson_url=kind.lesson_url(),
                     )
@@ -132,6 +132,43 @@ class Diagnoser:
             hint=self.kind.hints.get(Mistake.UNKNOWN) or GENERIC_HINTS[Mistake.UNKNOWN],
             lesson_url=self.kind.lesson_url(),
         )
+
+
+def _with_swaps(
+    kind: Kind, call: Call, name: str, *, expected: Any, got: Any, models: list[tuple[Mistake, str, str, Any]]
+) -> list[tuple[Mistake, str, str, Any]]:
+    """The kind's mistake models for `name`, with another output's expected value as a swap.
+
+    Where the other output holds `name`'s expected value in turn, the two were exchanged: that
+    comes first. Where only `name` holds the other's value, the kind's own models (which say
+    why, e.g. dgamma summed without x_hat equals dbeta) come first, then the swap.
+    """
+    order = ", ".join(output.name for output in kind.outputs)
+    outputs = call.returned or {}
+    returned = {
+        leaf: value for output in kind.outputs for leaf, value in flat_arrays(output.name, outputs.get(output.name))
+    }
+    exchanged: list[tuple[Mistake, str, str, Any]] = []
+    one_way: list[tuple[Mistake, str, str, Any]] = []
+    for output in kind.outputs:
+        for other, other_expected in flat_arrays(output.name, call.expected[output.name]):
+            if other == name or np.shape(other_expected) != np.shape(got):
+                continue
+            title = f"{name} holds what {other} should be"
+            why = (
+                f"{name} equals the expected {other} for this case: the gradients are returned in the wrong "
+                f"order, or {other}'s value was assigned to {name}. {kind.function_name} returns ({order}), in "
+                "that order."
+            )
+            model = (Mistake.OUTPUTS_SWAPPED, title, why, other_expected)
+            other_got = returned.get(other)
+            mutual = (
+                isinstance(other_got, np.ndarray)
+                and other_got.shape == np.shape(expected)
+                and matches(np.asarray(other_got, dtype=np.float64), np.asarray(expected, dtype=np.float64))
+            )
+            (exchanged if mutual else one_way).append(model)
+    return [*exchanged, *models, *one_way]
 
 
 def _evaluate_models(kind: Kind, case: Case) -> Models:

@@ -1,0 +1,69 @@
+"""Gradients returned in the wrong order are named as such, in any exercise, through the real engine.
+
+The grader knows every output's expected value for a case, so a wrong output that equals another
+one's expected value is a swap (or one gradient assigned to another's name), whatever the exercise.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from grader.engine import Engine
+from grader.spec import ExerciseSpec
+from grader.verdicts import Verdict
+from tests.submission_helpers import EXERCISES_DIR, solution
+
+pytestmark = pytest.mark.sandbox
+
+
+@pytest.mark.parametrize(
+    ("slug", "returned", "swapped", "named"),
+    [
+        ("batchnorm-backward", "return dx, dgamma, dbeta", "return dx, dbeta, dgamma", {"dgamma", "dbeta"}),
+        ("attention-backward", "return dq, dk, dv", "return dk, dq, dv", {"dq", "dk"}),
+        (
+            "multihead-attention-backward",
+            "return dx, dw_q, dw_k, dw_v, dw_o",
+            "return dx, dw_q, dw_v, dw_k, dw_o",
+            {"dw_k", "dw_v"},
+        ),
+    ],
+)
+def test_two_gradients_returned_in_each_others_place_are_named(
+    engine: Engine, slug: str, returned: str, swapped: str, named: set[str]
+) -> None:
+    reference = solution(slug)
+    assert returned in reference
+    result = engine.grade(ExerciseSpec.from_folder(EXERCISES_DIR / slug), reference.replace(returned, swapped))
+
+    assert result.verdict == Verdict.WRONG_ANSWER
+    by_output = {diagnosis.output: diagnosis for diagnosis in result.diagnosis}
+    assert set(by_output) == named, [(d.output, d.mistake, d.title) for d in result.diagnosis]
+    for output, diagnosis in by_output.items():
+        other = (named - {output}).pop()
+        assert diagnosis.mistake == "outputs_swapped"
+        assert diagnosis.title == f"{output} holds what {other} should be"
+        assert "returned in the wrong order" in diagnosis.why
+    assert "order of your return statement" in result.feedback
+
+
+def test_one_gradient_assigned_to_another_is_named_too(engine: Engine) -> None:
+    """Not a swap of the return, but the same class: dw_q's value also returned as dw_k."""
+    reference = solution("multihead-attention-backward")
+    source = reference.replace("return dx, dw_q, dw_k, dw_v, dw_o", "return dx, dw_q, dw_q, dw_v, dw_o")
+    result = engine.grade(ExerciseSpec.from_folder(EXERCISES_DIR / "multihead-attention-backward"), source)
+
+    assert result.verdict == Verdict.WRONG_ANSWER
+    assert [(d.output, d.mistake, d.title) for d in result.diagnosis] == [
+        ("dw_k", "outputs_swapped", "dw_k holds what dw_q should be")
+    ]
+
+
+def test_a_kinds_own_mistake_model_is_named_before_a_swap(engine: Engine) -> None:
+    """dgamma summed without x_hat equals dbeta: the batch-norm model explains why, so it is named."""
+    reference = solution("batchnorm-backward")
+    source = reference.replace("return dx, dgamma, dbeta", "return dx, dbeta, dbeta")
+    result = engine.grade(ExerciseSpec.from_folder(EXERCISES_DIR / "batchnorm-backward"), source)
+
+    assert [d.output for d in result.diagnosis] == ["dgamma"]
+    assert result.diagnosis[0].mistake != "outputs_swapped"
