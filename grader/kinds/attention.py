@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -12,9 +13,61 @@ from grader.diagnosis import Mistake
 from grader.kinds import register
 from grader.kinds.base import Case, Kind, LayerFn, MistakeModel, Output, TrainingSetup
 
+# Softmax backward slips learners make, as a softmax whose backward is wrong in just that way:
+# "diagonal" takes the Jacobian as diag(p) (ds = p * dp); "unweighted" subtracts the plain row sum
+# of dp instead of sum(p * dp); "query_axis" takes sum(p * dp) over the queries instead of the keys.
+SoftmaxSlip = Literal["diagonal", "unweighted", "query_axis"]
+
+
+class _SlippedSoftmax(torch.autograd.Function):
+    """softmax over the last axis forward; backward with one of the slips of SoftmaxSlip."""
+
+    @staticmethod
+    def forward(ctx: Any, scores: torch.Tensor, slip: str) -> torch.Tensor:
+        p = torch.softmax(scores, dim=-1)
+        ctx.save_for_backward(p)
+        ctx.slip = slip
+        return p
+
+    @staticmethod
+    def backward(ctx: Any, dp: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (p,) = ctx.saved_tensors
+        if ctx.slip == "diagonal":
+            return p * dp, None
+        if ctx.slip == "unweighted":
+            return p * (dp - dp.sum(dim=-1, keepdim=True)), None
+        return p * (dp - (dp * p).sum(dim=-2, keepdim=True)), None
+
+
+def slipped_softmax(slip: SoftmaxSlip) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A softmax over the last axis whose backward makes `slip` (for mistake models)."""
+    return lambda scores: _SlippedSoftmax.apply(scores, slip)
+
+
+SOFTMAX_SLIPS: list[tuple[SoftmaxSlip, str, str]] = [
+    (
+        "unweighted",
+        "{output}: the softmax Jacobian subtracts the plain row sum of dp",
+        "{output} matches ds = p * (dp - sum(dp)); the term a row shares is sum over j of p_j dp_j, the "
+        "upstream gradient weighted by the probabilities, because every p_j depends on every score of its row.",
+    ),
+    (
+        "query_axis",
+        "{output}: the softmax Jacobian sums over the wrong axis",
+        "{output} matches ds = p * (dp - sum(p * dp)) with the sum taken over the queries; each row of p is "
+        "normalised over the keys, so sum(p * dp) runs along the last axis, one value per query.",
+    ),
+]
+
 
 def attention_forward(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool, scaled: bool = True
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    causal: bool,
+    scaled: bool = True,
+    softmax: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """softmax(q k^T / sqrt(d) + mask) v, written out; with causal=True key j > query i gets -inf.
 
@@ -27,7 +80,8 @@ def attention_forward(
         t_q, t_k = scores.shape[-2:]
         hidden = torch.triu(torch.ones(t_q, t_k, dtype=torch.bool), diagonal=1)
         scores = scores.masked_fill(hidden, float("-inf"))
-    return torch.softmax(scores, dim=-1) @ v
+    weights = softmax(scores) if softmax is not None else torch.softmax(scores, dim=-1)
+    return weights @ v
 
 
 def _probabilities(case: Case) -> np.ndarray:
@@ -118,6 +172,15 @@ class AttentionBackward(Kind):
                 return None
             return self.reference_with(case, lambda a: attention_forward(a["q"], a["k"], a["v"], causal=False))
 
+        def with_softmax_slip(slip: SoftmaxSlip) -> Callable[[Case], dict[str, Any]]:
+            def compute(case: Case) -> dict[str, Any]:
+                softmax = slipped_softmax(slip)
+                return self.reference_with(
+                    case, lambda a: attention_forward(a["q"], a["k"], a["v"], causal=a["causal"], softmax=softmax)
+                )
+
+            return compute
+
         def dk_from_untransposed(case: Case) -> dict[str, Any] | None:
             q = case.args["q"]
             if q.shape[1] != case.args["k"].shape[1]:
@@ -153,6 +216,10 @@ class AttentionBackward(Kind):
                 "-p * sum(p * dp) term, from the normalisation shared by a row, is missing.",
                 compute=softmax_diagonal_only,
                 outputs=("dq", "dk"),
+            ),
+            *(
+                MistakeModel(Mistake.WRONG_DERIVATIVE, title, why, with_softmax_slip(slip), outputs=("dq", "dk"))
+                for slip, title, why in SOFTMAX_SLIPS
             ),
             MistakeModel(
                 Mistake.TRANSPOSED,

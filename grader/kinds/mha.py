@@ -11,6 +11,7 @@ import torch
 
 from grader.diagnosis import Diagnosis, Mistake, matches, worst_elements
 from grader.kinds import register
+from grader.kinds.attention import SOFTMAX_SLIPS, SoftmaxSlip, slipped_softmax
 from grader.kinds.base import Case, Kind, LayerFn, MistakeModel, Output, TrainingSetup
 
 # How the (B, T, E) projections are cut into heads: "contiguous" is the definition
@@ -50,6 +51,7 @@ def heads_concat(
     *,
     layout: HeadLayout = "contiguous",
     scale: ScoreScale = "head",
+    softmax: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """concat(head_1, ..., head_H), (B, T, E), before the output projection."""
     q, k, v = (split_heads(x @ w, num_heads, layout) for w in (w_q, w_k, w_v))
@@ -58,12 +60,19 @@ def heads_concat(
         scores = scores / math.sqrt(q.shape[-1])
     elif scale == "width":
         scores = scores / math.sqrt(x.shape[-1])
-    return merge_heads(torch.softmax(scores, dim=-1) @ v, layout)
+    weights = softmax(scores) if softmax is not None else torch.softmax(scores, dim=-1)
+    return merge_heads(weights @ v, layout)
 
 
-def mha_forward(args: dict[str, Any], *, layout: HeadLayout = "contiguous", scale: ScoreScale = "head") -> torch.Tensor:
+def mha_forward(
+    args: dict[str, Any],
+    *,
+    layout: HeadLayout = "contiguous",
+    scale: ScoreScale = "head",
+    softmax: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
     concat = heads_concat(
-        args["x"], args["w_q"], args["w_k"], args["w_v"], args["num_heads"], layout=layout, scale=scale
+        args["x"], args["w_q"], args["w_k"], args["w_v"], args["num_heads"], layout=layout, scale=scale, softmax=softmax
     )
     return concat @ args["w_o"]
 
@@ -140,6 +149,13 @@ class MultiheadAttentionBackward(Kind):
 
             return compute
 
+        def with_softmax_slip(slip: SoftmaxSlip) -> Callable[[Case], dict[str, Any]]:
+            def compute(case: Case) -> dict[str, Any]:
+                softmax = slipped_softmax(slip)
+                return self.reference_with(case, lambda a: mha_forward(a, softmax=softmax))
+
+            return compute
+
         def concat_upstream(transform: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Any:
             """Gradients of the inputs when the heads receive transform(dout, w_o) instead of dout @ w_o.T."""
 
@@ -162,7 +178,22 @@ class MultiheadAttentionBackward(Kind):
             "{output} matches multi-head attention whose heads are cut from the wrong columns or positions; "
             "head h must use the contiguous columns h*d : (h+1)*d of q, k and v at every position."
         )
+        softmax_slips = [(slip, title, why) for slip, title, why in SOFTMAX_SLIPS]
+        softmax_slips.append(
+            (
+                "diagonal",
+                "{output} uses only the diagonal of the softmax Jacobian",
+                "{output} matches heads whose softmax backward is ds = p * dp, as if the softmax were element-wise; "
+                "the -p * sum(p * dp) term, from the normalisation shared by a row, is missing.",
+            )
+        )
         return [
+            *(
+                MistakeModel(
+                    Mistake.WRONG_DERIVATIVE, title, why, with_softmax_slip(slip), outputs=("dx", "dw_q", "dw_k")
+                )
+                for slip, title, why in softmax_slips
+            ),
             MistakeModel(
                 Mistake.HEADS_MIXED,
                 title="{output}: the heads are mixed up",

@@ -1,4 +1,4 @@
-"""Gradients returned in the wrong order are named as such, in any exercise, through the real engine.
+"""Mistakes named across exercises, through the real engine: outputs swapped, softmax backward slips.
 
 The grader knows every output's expected value for a case, so a wrong output that equals another
 one's expected value is a swap (or one gradient assigned to another's name), whatever the exercise.
@@ -67,3 +67,35 @@ def test_a_kinds_own_mistake_model_is_named_before_a_swap(engine: Engine) -> Non
 
     assert [d.output for d in result.diagnosis] == ["dgamma"]
     assert result.diagnosis[0].mistake != "outputs_swapped"
+
+
+# The softmax backward written three wrong ways, in both attention exercises (their solutions share
+# the line `ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))`).
+SOFTMAX_LINE = "ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))"
+
+
+@pytest.mark.parametrize(
+    ("written", "title"),
+    [
+        ("ds = p * (dp - dp.sum(axis=-1, keepdims=True))", "the softmax Jacobian subtracts the plain row sum of dp"),
+        ("ds = p * (dp - (dp * p).sum(axis=-2, keepdims=True))", "the softmax Jacobian sums over the wrong axis"),
+        ("ds = p * dp", "uses only the diagonal of the softmax Jacobian"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("slug", "affected"),
+    [("attention-backward", {"dq", "dk"}), ("multihead-attention-backward", {"dx", "dw_q", "dw_k"})],
+)
+def test_a_softmax_backward_slip_is_named_in_both_attention_exercises(
+    engine: Engine, slug: str, affected: set[str], written: str, title: str
+) -> None:
+    reference = solution(slug)
+    assert SOFTMAX_LINE in reference
+    result = engine.grade(ExerciseSpec.from_folder(EXERCISES_DIR / slug), reference.replace(SOFTMAX_LINE, written))
+
+    assert result.verdict == Verdict.WRONG_ANSWER
+    named = {diagnosis.output: diagnosis for diagnosis in result.diagnosis}
+    assert set(named) == affected, [(d.output, d.title) for d in result.diagnosis]
+    for diagnosis in named.values():
+        assert diagnosis.mistake == "wrong_derivative"
+        assert title in diagnosis.title
