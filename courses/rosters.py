@@ -19,7 +19,7 @@ from courses.models import (
     EnrollmentSource,
     RosterInvitation,
 )
-from courses.services import CourseConflict, CourseError, require_staff
+from courses.services import CourseConflict, CourseError, enrollment_scores_count, require_staff
 
 
 @dataclass
@@ -90,6 +90,8 @@ def roster_upload(course: Course, *, by: Any, data: bytes) -> RosterReport:
                 course=course, user_id=user_id, defaults={"source": EnrollmentSource.ROSTER}
             )
             (report.enrolled if created else report.already).append(name)
+            if created:
+                enrollment_scores_count(course, user_id)
         for email in dict.fromkeys(to_invite):
             invitation, _ = RosterInvitation.objects.get_or_create(
                 course=course, email=email, defaults={"invited_by_id": by.pk}

@@ -136,8 +136,19 @@ def enrollment_add(course: Course, user: Any, source: str) -> Enrollment:
         raise CourseConflict(f"The course {course.slug} has ended; it takes no new learners.")
     if CourseStaff.objects.filter(course=course, user_id=user.pk).exists():
         raise CourseError("You are on this course's staff; staff are not enrolled as learners.")
-    enrollment, _ = Enrollment.objects.get_or_create(course=course, user_id=user.pk, defaults={"source": source})
+    with transaction.atomic():
+        enrollment, created = Enrollment.objects.get_or_create(
+            course=course, user_id=user.pk, defaults={"source": source}
+        )
+        if created:
+            enrollment_scores_count(course, user.pk)
     return enrollment
+
+
+def enrollment_scores_count(course: Course, learner_id: int) -> None:
+    """Count a new learner's work already done inside the windows of the course's assignments."""
+    for assignment in course.assignments.all():
+        assignment_score_recompute(assignment, learner_id, reason="work done before joining the course")
 
 
 def course_join(*, user: Any, code: str) -> Enrollment:

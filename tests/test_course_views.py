@@ -135,6 +135,37 @@ def test_a_learner_joins_with_the_code_and_a_wrong_code_says_so(other_learner: U
     assert Enrollment.objects.filter(user=other_learner, course=course).exists()
 
 
+def test_work_done_inside_the_window_before_joining_counts_once_the_learner_joins(
+    instructor: User, other_learner: User, course: Course, django_capture_on_commit_callbacks: Any
+) -> None:
+    """A learner who solved an assignment's exercise (after it opened) and then joins, by code or by the
+    roster, sees the points at once: not a dash until the next submission or a regrade."""
+    exercise = make_exercise()
+    assignment = make_assignment(course, [exercise])
+    late_joiner = User.objects.create_user("lin", email="lin@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        for user in (other_learner, late_joiner):
+            graded_submission(user, exercise, at=timezone.now() - timedelta(hours=2), score=1.0)
+    client = _client(other_learner)
+    client.post(reverse("course_join"), {"code": course.join_code})
+    page = client.get(assignment.get_absolute_url()).content.decode()
+    assert "10 / 10" in page
+    assert "\u2013 / 10" not in page
+    _client(instructor).post(
+        reverse("course_roster", args=[course.slug]),
+        {"roster": SimpleUploadedFile("roster.csv", b"lin\n", content_type="text/csv")},
+    )
+    rows = list(
+        csv.DictReader(
+            io.StringIO(_client(instructor).get(reverse("gradebook_csv", args=[course.slug])).content.decode())
+        )
+    )
+    totals = {row["Username"]: row[next(key for key in row if key.startswith("Total"))] for row in rows}
+    assert totals["grace"] == "10" and totals["lin"] == "10"
+    change = GradeChange.objects.get(learner=late_joiner)
+    assert change.cause == GradeChangeCause.RECOMPUTE and "before joining" in change.reason
+
+
 def test_an_ended_course_takes_nobody_new(other_learner: User, course: Course) -> None:
     Course.objects.filter(pk=course.pk).update(ended_at=timezone.now() - timedelta(days=1))
     response = _client(other_learner).post(reverse("course_join"), {"code": course.join_code}, follow=True)
