@@ -93,14 +93,21 @@ def _aware(value: str, tz_offset_minutes: str = "") -> datetime | None:
 @login_required
 @require_GET
 def course_list(request: HttpRequest) -> HttpResponse:
+    return _course_list_page(request)
+
+
+def _course_list_page(request: HttpRequest, *, create_error: str = "", status: int = 200) -> HttpResponse:
+    """My courses; after a refused "Create a course", its form as it was sent with the reason beside it."""
     teaching, learning = selectors.courses_for_user(request.user)
     context = {
         "teaching": teaching,
         "learning": learning,
         "upcoming": selectors.learner_assignments(request.user, courses=learning),
         "can_create": services.can_create_course(request.user),
+        "create_form": {key: request.POST.get(key, "") for key in ("title", "slug", "term")},
+        "create_error": create_error,
     }
-    return render(request, "courses/course_list.html", context)
+    return render(request, "courses/course_list.html", context, status=status)
 
 
 @login_required
@@ -113,8 +120,10 @@ def course_create(request: HttpRequest) -> HttpResponse:
             title=request.POST.get("title", ""),
             term=request.POST.get("term", ""),
         )
-    except services.CourseError as error:
+    except services.CourseForbidden as error:
         return _refused(request, error, reverse("course_list"))
+    except services.CourseError as error:
+        return _course_list_page(request, create_error=error.message, status=error.http_status)
     messages.success(request, f"Course {course.title} created. Learners join with the code {course.join_code}.")
     return HttpResponseRedirect(course.get_absolute_url())
 
@@ -160,6 +169,33 @@ def course_invite(request: HttpRequest, token: str) -> HttpResponse:
 @course_member()
 @require_GET
 def course_detail(request: HttpRequest, access: selectors.CourseAccess) -> HttpResponse:
+    return _course_page(request, access)
+
+
+ASSIGNMENT_FORM_ITEMS = 5
+
+
+def _assignment_form(data: Any = None) -> dict[str, Any]:
+    """The new-assignment form's values: the defaults, or what was sent (so a refusal loses nothing)."""
+    data = data or {}
+    return {
+        "title": data.get("title", ""),
+        "opens_at": data.get("opens_at", ""),
+        "due_at": data.get("due_at", ""),
+        "late_policy": data.get("late_policy", LatePolicy.NONE),
+        "late_penalty_percent": data.get("late_penalty_percent", "10"),
+        "counting": data.get("counting", Counting.BEST),
+        "hint_penalty_percent": data.get("hint_penalty_percent", "0"),
+        "items": [
+            {"n": n, "value": data.get(f"item_{n}", ""), "points": data.get(f"points_{n}", "10")}
+            for n in range(1, ASSIGNMENT_FORM_ITEMS + 1)
+        ],
+    }
+
+
+def _course_page(
+    request: HttpRequest, access: selectors.CourseAccess, *, form: Any = None, error: str = "", status: int = 200
+) -> HttpResponse:
     course = access.course
     context: dict[str, Any] = {"course": course, "access": access}
     if access.is_staff:
@@ -170,20 +206,25 @@ def course_detail(request: HttpRequest, access: selectors.CourseAccess) -> HttpR
         context["late_policies"] = LatePolicy.choices
         context["countings"] = Counting.choices
         context["exercise_choices"], context["lesson_choices"] = _item_choices()
+        context["form"], context["form_error"] = form or _assignment_form(), error
     else:
         context["mine"] = selectors.learner_assignments(request.user, courses=[course])
-    return render(request, "courses/course_detail.html", context)
+    return render(request, "courses/course_detail.html", context, status=status)
 
 
 def _item_choices() -> tuple[list[Any], list[Any]]:
+    """The new-assignment form's items as (value, label): exercises, then the lessons with a quiz."""
     from grader.models import Exercise
     from lessons.models import Lesson
 
-    exercises = list(Exercise.objects.filter(is_active=True).order_by("order", "slug").values_list("slug", "title"))
-    lessons = list(
+    exercises = Exercise.objects.filter(is_active=True).order_by("order", "slug").values_list("slug", "title")
+    lessons = (
         Lesson.objects.filter(quiz_questions__is_active=True).distinct().order_by("order").values_list("slug", "title")
     )
-    return exercises, lessons
+    return (
+        [(f"exercise:{slug}", title) for slug, title in exercises],
+        [(f"quiz:{slug}", f"Quiz: {title}") for slug, title in lessons],
+    )
 
 
 @course_member(manage=True)
@@ -209,7 +250,7 @@ def assignment_create(request: HttpRequest, access: selectors.CourseAccess) -> H
     opens_at = _aware(request.POST.get("opens_at", ""), offset)
     due_at = _aware(request.POST.get("due_at", ""), offset)
     if opens_at is None or due_at is None:
-        return _refused(request, services.CourseError("Give an open and a due time."), course.get_absolute_url())
+        return _assignment_refused(request, access, "Give an open and a due time.")
     try:
         penalty = float(request.POST.get("late_penalty_percent") or 0)
         hint_penalty = float(request.POST.get("hint_penalty_percent") or 0)
@@ -226,12 +267,16 @@ def assignment_create(request: HttpRequest, access: selectors.CourseAccess) -> H
             hint_penalty_percent=hint_penalty,
         )
     except ValueError:
-        message = "The late penalty and the hint penalty must be numbers."
-        return _refused(request, services.CourseError(message), course.get_absolute_url())
+        return _assignment_refused(request, access, "The late penalty and the hint penalty must be numbers.")
     except services.CourseError as error:
-        return _refused(request, error, course.get_absolute_url())
+        return _assignment_refused(request, access, error.message)
     messages.success(request, f"Assignment {assignment.title} created.")
     return HttpResponseRedirect(assignment.get_absolute_url())
+
+
+def _assignment_refused(request: HttpRequest, access: selectors.CourseAccess, message: str) -> HttpResponse:
+    """The course page again with the form as it was sent and the reason beside it (nothing stored)."""
+    return _course_page(request, access, form=_assignment_form(request.POST), error=message, status=400)
 
 
 def _assignment(access: selectors.CourseAccess, assignment_id: int) -> Assignment:

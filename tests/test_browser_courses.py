@@ -23,6 +23,7 @@ from django.utils import timezone
 from courses.models import Assignment, Course, Enrollment, GradeChange, ItemScore, RegradeJob, RegradeStatus
 from grader.models import Submission
 from tests.conftest import PASSWORD, SCREENSHOTS
+from tests.course_helpers import make_course
 from tests.submission_helpers import exercise_from_folder, solution, wrong
 from tests.test_browser_submission import replace_editor_text
 from tests.test_celery_integration import Stack, redis_server  # noqa: F401 (a fixture used below)
@@ -178,4 +179,61 @@ def test_an_instructor_runs_a_course_with_a_deadline_gradebook_override_and_regr
     assert sorted(Submission.objects.filter(user=learner).values_list("graded_count", flat=True)) == [1, 1]
     assert ItemScore.objects.get(learner=learner).points == 8.0  # the override still stands
 
+    assert errors == []
+
+
+IN_VIEW = """(selector) => {
+    const box = document.querySelector(selector).getBoundingClientRect();
+    return box.top >= 0 && box.bottom <= window.innerHeight;
+}"""
+FIELD_COLOURS = """(selector) => {
+    const style = getComputedStyle(document.querySelector(selector));
+    return [style.backgroundColor, style.color, style.borderTopColor];
+}"""
+
+
+def test_a_refused_new_assignment_keeps_its_entries_and_shows_why_on_a_phone(
+    live_server: Any, logged_in_page: Any, instructor: User
+) -> None:
+    """Before, a refusal (due before opens) sent the instructor back to the top of the course page with a
+    message there and an empty form: title, times, policy and items all to type again."""
+    exercise_from_folder("linear-backward")
+    make_course(instructor, slug="dl-102")
+    page, errors = logged_in_page(instructor, PHONE, refused_posts_expected=True)
+    page.emulate_media(color_scheme="dark")
+    page.goto(f"{live_server.url}/courses/dl-102/")
+    # The invite link's field is drawn like the form's fields (it was the browser's default grey box).
+    assert page.evaluate(FIELD_COLOURS, ".copy-field") == page.evaluate(FIELD_COLOURS, "#a-title")
+
+    page.fill("#a-title", "Backprop week")
+    page.fill("#a-opens", "2027-03-08T09:00")
+    page.fill("#a-due", "2027-03-01T17:00")
+    page.select_option("#a-late", "penalty_per_day")
+    page.fill("#a-penalty", "25")
+    page.select_option("#a-counting", "last")
+    page.select_option("#item-2", "exercise:linear-backward")
+    page.fill("#points-2", "7.5")
+    page.click("text=Create assignment")
+    page.wait_for_selector("[data-testid=assignment-error]")
+    assert "The due time must be after the open time." in page.inner_text("[data-testid=assignment-error]")
+    # The page opens on the reason and the first of the kept entries, not on the page's top.
+    assert page.evaluate(IN_VIEW, "[data-testid=assignment-error]"), "the reason is off screen"
+    assert page.evaluate(IN_VIEW, "#a-title"), "the kept entries are off screen"
+    kept = {"#a-title": "Backprop week", "#a-opens": "2027-03-08T09:00", "#a-due": "2027-03-01T17:00"}
+    kept |= {"#a-late": "penalty_per_day", "#a-penalty": "25", "#a-counting": "last"}
+    kept |= {"#item-2": "exercise:linear-backward", "#points-2": "7.5", "#item-1": ""}
+    assert {selector: page.input_value(selector) for selector in kept} == kept
+    page.screenshot(path=str(SCREENSHOTS / "courses-assignment-refused-phone-dark.png"), full_page=True)
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+    page.fill("#a-due", "2027-03-15T17:00")  # corrected, nothing else typed again
+    page.click("text=Create assignment")
+    page.wait_for_url(re.compile(r".*/courses/dl-102/assignments/\d+/$"))
+    assignment = Assignment.objects.get(course__slug="dl-102")
+    assert (assignment.title, assignment.late_policy, assignment.counting) == (
+        "Backprop week",
+        "penalty_per_day",
+        "last",
+    )
+    assert [item.points for item in assignment.items.all()] == [7.5]
     assert errors == []

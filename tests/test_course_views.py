@@ -13,6 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from courses.models import (
     Course,
@@ -319,10 +320,37 @@ def test_an_instructor_creates_an_assignment_from_the_course_page(instructor: Us
     assignment = course.assignments.get()
     assert response["Location"] == assignment.get_absolute_url()
     assert assignment.due_at.isoformat() == "2027-03-08T16:00:00+00:00"
-    response = client.post(
-        reverse("assignment_create", args=[course.slug]),
-        {"title": "Bad", "opens_at": "2027-03-08T09:00", "due_at": "2027-03-01T17:00", "item_1": "exercise:x"},
-        follow=True,
-    )
-    assert "The due time must be after the open time." in response.content.decode()
+    refused = {
+        "title": "Week 2 draft",
+        "opens_at": "2027-03-08T09:00",
+        "due_at": "2027-03-01T17:00",
+        "late_policy": "penalty_per_day",
+        "late_penalty_percent": "25",
+        "counting": "last",
+        "hint_penalty_percent": "5",
+        "item_1": "exercise:linear-backward",
+        "points_1": "7.5",
+    }
+    response = client.post(reverse("assignment_create", args=[course.slug]), refused)
     assert course.assignments.count() == 1
+    # The course page again, with the reason beside the form and every entry as it was sent.
+    assert response.status_code == 400
+    page = response.content.decode()
+    form = page[page.index('id="new-assignment-title"') :]
+    assert "The due time must be after the open time." in form.split("</form>")[0]
+    for name in ("title", "opens_at", "due_at", "late_penalty_percent", "hint_penalty_percent", "points_1"):
+        assert f'name="{name}"' in form and f'value="{refused[name]}"' in form, name
+    for value in ("penalty_per_day", "last", "exercise:linear-backward"):
+        assert f'<option value="{value}" selected>' in form, value
+    assert form.count(" selected>") == 3  # the other item rows stay empty
+
+
+def test_a_refused_new_course_keeps_what_was_typed(instructor: User, course: Course) -> None:
+    sent = {"title": "Deep learning, spring", "slug": course.slug, "term": "Spring 2028"}
+    response = _client(instructor).post(reverse("course_create"), sent)
+    assert response.status_code == 409
+    page = response.content.decode()
+    assert escape(f"A course with the slug {course.slug!r} exists already.") in page
+    for name, value in sent.items():
+        assert f'name="{name}"' in page and f'value="{value}"' in page, name
+    assert Course.objects.count() == 1

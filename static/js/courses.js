@@ -15,6 +15,10 @@
   document.querySelectorAll("time[data-local-time]").forEach(function (el) { localize(el, full); });
   // Gradebook cells: the counting time, short.
   document.querySelectorAll("table.gradebook td time").forEach(function (el) { localize(el, short); });
+  // A refused form comes back as it was sent, with the reason inside it: show that reason, which on
+  // a long page (or a phone) is below the first screen.
+  var refusal = document.querySelector("form .form-errors[role=alert]");
+  if (refusal) refusal.scrollIntoView({ block: "center" });
   document.querySelectorAll("form[data-local-times]").forEach(function (form) {
     form.addEventListener("submit", function () {
       var offset = form.querySelector("input[name=tz_offset]");
