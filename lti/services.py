@@ -42,6 +42,7 @@ from courses.models import (
     Enrollment,
     EnrollmentSource,
 )
+from courses.services import enrollment_scores_count
 from gradlab.tasks_send import task_send
 from lti.launch import AGS_ENDPOINT, CONTEXT, NRPS, RESOURCE_LINK, ROLES
 from lti.models import (
@@ -147,7 +148,13 @@ def launch_enroll(course: Course, user: User, role: str) -> None:
         staff.delete()
     try:
         with transaction.atomic():
-            Enrollment.objects.get_or_create(course=course, user=user, defaults={"source": EnrollmentSource.ROSTER})
+            _, created = Enrollment.objects.get_or_create(
+                course=course, user=user, defaults={"source": EnrollmentSource.ROSTER}
+            )
+            if created:
+                # Work this account did before (in another LMS course, or on its own) counts in the
+                # assignments whose windows hold it, and those scores go to the LMS like any other.
+                enrollment_scores_count(course, user.pk)
     except IntegrityError:
         pass
 

@@ -11,12 +11,15 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
+from django.utils import timezone
 
-from courses.models import Assignment, CourseRole, CourseStaff, Enrollment
+from courses.models import Assignment, AssignmentScore, CourseRole, CourseStaff, Enrollment
+from grader.models import Submission
 from lti.keys import key_current, key_rotate
-from lti.models import LinkTarget, LtiContext, LtiIdentity, Platform, ResourceLink, UsedNonce
+from lti.models import LinkTarget, LtiContext, LtiIdentity, Platform, ResourceLink, ScoreOutbox, UsedNonce
 from tests.lti_helpers import (  # noqa: F401  (fixtures are found by name)
     assignment,
+    enqueued,
     fresh_cache,
     launch,
     linked,
@@ -119,6 +122,40 @@ def test_a_learner_launch_signs_in_enrolls_and_lands_on_the_assignment(
     # A second launch (a new login) finds the same account.
     launch(client, lms, custom={"gradlab_link": linked.token})
     assert LtiIdentity.objects.count() == 1 and User.objects.filter(username__startswith="lti-").count() == 1
+
+
+def test_a_learner_enrolled_by_a_launch_has_earlier_work_counted_and_sent_to_the_lms(
+    client: Client,
+    lms: SimulatedPlatform,
+    linked: LinkTarget,
+    assignment: Assignment,
+    enqueued: list[int],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """Work the account did inside the assignment's window before this course enrolled it counts at once."""
+    launch(client, lms, custom={"gradlab_link": linked.token})
+    user = LtiIdentity.objects.get(issuer=lms.issuer, subject="lms-user-1").user
+    # As if the account were only in another course so far: no enrollment here, nothing counted or sent.
+    Enrollment.objects.filter(course=assignment.course, user=user).delete()
+    AssignmentScore.objects.filter(learner=user).delete()
+    ScoreOutbox.objects.filter(user=user).delete()
+    item = assignment.items.get()
+    Submission.objects.create(
+        user=user,
+        exercise=item.exercise,
+        code="def linear_backward(dout, x, w, b): ...",
+        status="graded",
+        verdict="accepted",
+        score=1.0,
+        finished_at=timezone.now(),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        launch(client, lms, custom={"gradlab_link": linked.token})
+
+    total = AssignmentScore.objects.get(assignment=assignment, learner=user)
+    assert (total.score, total.max_score) == (10.0, 10.0)
+    row = ScoreOutbox.objects.get(user=user)
+    assert row.score_given == 10.0 and row.pk in enqueued
 
 
 @pytest.mark.parametrize(
