@@ -146,9 +146,26 @@ def enrollment_add(course: Course, user: Any, source: str) -> Enrollment:
 
 
 def enrollment_scores_count(course: Course, learner_id: int) -> None:
-    """Count a new learner's work already done inside the windows of the course's assignments."""
-    for assignment in course.assignments.all():
-        assignment_score_recompute(assignment, learner_id, reason="work done before joining the course")
+    """Count a new learner's work already done inside the windows of the course's assignments.
+
+    Only assignments with an item the learner has worked on (a submission, a hint opened, a quiz
+    answer) are recounted: a learner with nothing done keeps empty cells, and no score of 0 is
+    announced (an LMS would show it as a grade).
+    """
+    from grader.models import HintReveal, Submission
+    from quizzes.models import QuizAttempt
+
+    exercises = set(Submission.objects.filter(user_id=learner_id).values_list("exercise_id", flat=True).distinct())
+    exercises |= set(HintReveal.objects.filter(user_id=learner_id).values_list("exercise_id", flat=True).distinct())
+    lessons = set(
+        QuizAttempt.objects.filter(user_id=learner_id).values_list("question__lesson_id", flat=True).distinct()
+    )
+    if not exercises and not lessons:
+        return
+    for assignment in course.assignments.prefetch_related("items"):
+        worked = any(item.exercise_id in exercises or item.lesson_id in lessons for item in assignment.items.all())
+        if worked:
+            assignment_score_recompute(assignment, learner_id, reason="work done before joining the course")
 
 
 def course_join(*, user: Any, code: str) -> Enrollment:

@@ -146,17 +146,18 @@ def launch_enroll(course: Course, user: User, role: str) -> None:
         return
     if staff is not None and staff.role != CourseRole.OWNER:
         staff.delete()
+    created = False
     try:
         with transaction.atomic():
             _, created = Enrollment.objects.get_or_create(
                 course=course, user=user, defaults={"source": EnrollmentSource.ROSTER}
             )
-            if created:
-                # Work this account did before (in another LMS course, or on its own) counts in the
-                # assignments whose windows hold it, and those scores go to the LMS like any other.
-                enrollment_scores_count(course, user.pk)
     except IntegrityError:
-        pass
+        pass  # enrolled at the same moment by another launch, which counts the work
+    if created:
+        # Work this account did before (in another LMS course, or on its own) counts in the
+        # assignments whose windows hold it, and those scores go to the LMS like any other.
+        enrollment_scores_count(course, user.pk)
 
 
 def _unique_course_slug(title: str) -> str:

@@ -135,10 +135,10 @@ def test_a_learner_enrolled_by_a_launch_has_earlier_work_counted_and_sent_to_the
     """Work the account did inside the assignment's window before this course enrolled it counts at once."""
     launch(client, lms, custom={"gradlab_link": linked.token})
     user = LtiIdentity.objects.get(issuer=lms.issuer, subject="lms-user-1").user
-    # As if the account were only in another course so far: no enrollment here, nothing counted or sent.
+    # Nothing done yet: no score of 0 is counted or sent to the LMS on enrolment.
+    assert not AssignmentScore.objects.filter(learner=user).exists() and not ScoreOutbox.objects.exists()
+    # As if the account were only in another course so far.
     Enrollment.objects.filter(course=assignment.course, user=user).delete()
-    AssignmentScore.objects.filter(learner=user).delete()
-    ScoreOutbox.objects.filter(user=user).delete()
     item = assignment.items.get()
     Submission.objects.create(
         user=user,
