@@ -73,8 +73,13 @@ PRELOADED = (
 
 # Denied with EPERM inside every child (ENOSYS for clone3, so that glibc falls back to clone, whose
 # flags can be inspected). Threads stay possible; new processes, networking, exec, tracing,
-# signalling other processes, mounts and privilege changes do not.
+# signalling other processes, mounts and privilege changes do not. Neither do the calls that make a
+# pipe hold references to pages instead of copies of bytes (vmsplice, splice, tee, sendfile): one
+# pipe slot then keeps a whole huge page or large folio alive after the child unmapped it, so a
+# child could hold gigabytes outside RLIMIT_AS (tests/test_hostile_native.py).
+PAGE_REFERENCE_SYSCALLS = ("vmsplice", "splice", "tee", "sendfile")
 DENIED_SYSCALLS = (
+    *PAGE_REFERENCE_SYSCALLS,
     "socket",
     "socketpair",
     "connect",
