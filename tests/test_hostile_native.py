@@ -232,3 +232,151 @@ def test_pipes_cannot_pin_huge_pages_outside_the_memory_limits(engine: Engine) -
     assert words[:1] == ["pinned"], result.stdout  # the attack ran
     assert (int(words[1]), int(words[3]), int(words[4])) == (0, 8, EPERM), result.stdout
     assert_next_learner_accepted(engine, restarts)
+
+
+# The protocol's own pipes, tampered with at native speed: each ends as the submission's own verdict
+# (or, when it changes nothing the grader relies on, as the honest result), never as a failure of the
+# grader, and the zygote is not replaced. REPLY and REQUEST are the runner's descriptor numbers.
+CHANNEL = """\
+runner = sys.modules['__main__']
+REQUEST, REPLY = runner.REQUEST_FD, runner.REPLY_FD
+"""
+TAMPERING: dict[str, tuple[str, Verdict]] = {
+    "close_the_reply_pipe": ("os.close(REPLY)\n", Verdict.RUNTIME_ERROR),
+    "close_the_request_pipe": ("os.close(REQUEST)\n", Verdict.RUNTIME_ERROR),
+    "stdout_into_the_reply_pipe": ("os.dup2(REPLY, 1)\nprint('accepted')\n", Verdict.RUNTIME_ERROR),
+    "reply_pipe_closed_behind_a_copy": (
+        'copy = os.dup(REPLY)\nos.close(REPLY)\nos.write(copy, b\'\\x10\\x00\\x00\\x00{"kind":"ready"}\')\n',
+        Verdict.RUNTIME_ERROR,
+    ),
+    "non_blocking_pipes": (
+        "for fd in (REQUEST, REPLY, 1, 2):\n    libc.fcntl(fd, 4, 0o4000)  # F_SETFL O_NONBLOCK\n",
+        Verdict.RUNTIME_ERROR,  # the runner's own blocking read of the next request fails
+    ),
+    "one_page_pipes": (
+        "for fd in (REQUEST, REPLY, 1, 2):\n    print('tried', 'shrink_' + str(fd), libc.fcntl(fd, 1031, 4096), 0)\n",
+        Verdict.ACCEPTED,
+    ),
+    "native_flood_of_forged_frames": (
+        "threading = sys.modules['importlib._bootstrap']._gcd_import('threading')\n"
+        'forged = b\'\\x10\\x00\\x00\\x00{"kind":"ready"}\' * 4096\n'
+        "def flood():\n"
+        "    while libc.write(REPLY, forged, len(forged)) > 0:\n"
+        "        pass\n"
+        "threading.Thread(target=flood, daemon=True).start()\n",
+        Verdict.RUNTIME_ERROR,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", TAMPERING)
+def test_tampering_with_the_protocols_pipes_is_the_submissions_own_verdict(engine: Engine, name: str) -> None:
+    restarts = engine.sandbox_restarts
+    body, verdict = TAMPERING[name]
+
+    result = grade(engine, PRELUDE + CHANNEL + body + HONEST)
+
+    assert result.verdict == verdict, result.feedback
+    assert result.timings["total_s"] < SPEC.sandbox_limits().wall_time_s
+    assert_next_learner_accepted(engine, restarts)
+
+
+# Memory past RLIMIT_AS by other doors: address space reserved without backing, the limit raised, a
+# memfd or a secret-memory file grown past the file size limit, everything locked, a System V segment
+# larger than the child's IPC namespace allows. Each is refused.
+MEMORY_DOORS = """\
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+GIB = 1 << 30
+mapped = libc.mmap(None, 64 * GIB, 3, 0x22 | 0x4000, -1, 0)  # MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
+print('tried', 'noreserve_64_gib', -1 if mapped == 2**64 - 1 else mapped, ctypes.get_errno())
+print('tried', 'raise_rlimit_as', libc.setrlimit(9, (ctypes.c_ulong * 2)(1 << 40, 1 << 40)), ctypes.get_errno())
+memfd = call(319, b'gradlab', 0)
+tried('memfd_ftruncate_1_gib', 77, memfd, GIB)
+tried('memfd_fallocate_1_gib', 285, memfd, 0, 0, GIB)
+secret = call(447, 0)
+tried('memfd_secret_64_mib', 77, secret, 64 << 20)
+tried('mlockall', 151, 3)
+tried('shmget_1_gib', 29, 0, GIB, 0o1600)
+"""
+
+
+def test_memory_past_the_limit_is_refused_by_every_other_door(engine: Engine) -> None:
+    restarts = engine.sandbox_restarts
+
+    result = grade(engine, PRELUDE + MEMORY_DOORS + HONEST)
+
+    assert result.verdict == Verdict.ACCEPTED, result.feedback
+    answered = answers(result)
+    assert len(answered) == 7, result.stdout
+    assert all(answer == -1 for answer, _ in answered.values()), result.stdout
+    assert_next_learner_accepted(engine, restarts)
+
+
+# CPU time with SIGXCPU ignored and every signal blocked, the soft limit raised to the hard one, and
+# threads that spin in native code (ctypes releases the GIL): the verdict is still a time limit, in time.
+CPU_HOG = """\
+signal = sys.modules['signal']
+signal.signal(signal.SIGXCPU, signal.SIG_IGN)
+everything = (ctypes.c_ulong * 16)(*([2**64 - 1] * 16))
+tried('block_every_signal', 14, 0, everything, 0, 8)  # rt_sigprocmask(SIG_BLOCK, ...)
+hard = (ctypes.c_ulong * 2)()
+libc.getrlimit(0, hard)
+print('tried', 'raise_soft_cpu', libc.setrlimit(0, (ctypes.c_ulong * 2)(hard[1], hard[1])), 0)
+print('tried', 'raise_hard_cpu', libc.setrlimit(0, (ctypes.c_ulong * 2)(hard[1] * 100, hard[1] * 100)), 0)
+threading = sys.modules['importlib._bootstrap']._gcd_import('threading')
+block = ctypes.create_string_buffer(1 << 22)
+sys.stdout.flush()  # the child dies spinning: what it printed must be out before
+def spin():
+    while True:
+        ctypes.memset(block, 1, len(block))
+for _ in range(8):
+    try:
+        threading.Thread(target=spin, daemon=True).start()
+    except RuntimeError:  # a child of a root-started sandbox gets no threads: one spinner then
+        break
+spin()
+"""
+
+
+def test_cpu_limit_holds_with_its_signal_ignored_and_blocked(engine: Engine) -> None:
+    restarts = engine.sandbox_restarts
+
+    result = grade(engine, PRELUDE + CPU_HOG + HONEST)
+
+    assert result.verdict == Verdict.TIME_LIMIT_EXCEEDED, result.feedback
+    answered = answers(result)
+    assert answered["block_every_signal"][0] == 0 and answered["raise_soft_cpu"][0] == 0, result.stdout
+    assert answered["raise_hard_cpu"][0] == -1, result.stdout
+    assert result.timings["total_s"] < SPEC.sandbox_limits().wall_time_s + 2
+    assert_next_learner_accepted(engine, restarts)
+
+
+# Threads with small stacks (RLIMIT_AS then allows thousands; each is a task and a pid of the host).
+# RLIMIT_NPROC caps them, except where the kernel does not count: for uid 0 of the host, which is
+# what a child of a bubblewrap started by root is. There the child gets no thread at all.
+THREADS = """\
+threading, time = sys.modules['importlib._bootstrap']._gcd_import('threading'), sys.modules['time']
+threading.stack_size(64 * 1024)
+started = 0
+try:
+    for _ in range(64):
+        threading.Thread(target=time.sleep, args=(1,), daemon=True).start()
+        started += 1
+except RuntimeError:
+    pass
+print('started', started)
+"""
+
+
+def test_threads_never_outnumber_the_cap_even_when_the_kernel_cannot_count_them(engine: Engine) -> None:
+    restarts = engine.sandbox_restarts
+    counted = engine._sandbox.details.get("threads", True)
+
+    result = grade(engine, PRELUDE + THREADS + HONEST)
+
+    assert result.verdict == Verdict.ACCEPTED, result.feedback
+    started = int(result.stdout.split()[1])
+    assert started <= (SPEC.sandbox_limits().max_threads if counted else 0), result.stdout
+    assert counted == (os.geteuid() != 0)  # the worker's uid is the children's kernel uid under bubblewrap
+    assert_next_learner_accepted(engine, restarts)

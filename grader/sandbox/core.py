@@ -214,6 +214,9 @@ class Sandbox:
                 "protected": files,
                 "hide": folders,
                 "seccomp": self._options.seccomp,
+                # RLIMIT_NPROC caps a child's threads, except for tasks of uid 0: under a bubblewrap
+                # started by root, children are uid 0 of the host and get no threads (runner.py).
+                "threads": not (bwrap and os.geteuid() == 0),
             }
         )
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -266,10 +269,11 @@ class Sandbox:
             isolation = Isolation.PROCESS
         self._generation += 1
         log.info(
-            "grader sandbox started: isolation=%s seccomp=%s ipc_limits=%s",
+            "grader sandbox started: isolation=%s seccomp=%s ipc_limits=%s threads=%s",
             isolation,
             ready.get("seccomp"),
             ready.get("ipc_limits"),
+            ready.get("threads"),
         )
         control = Control(ours, self._options.control_timeout_s)
         return _Zygote(process, control, isolation, self._generation, scratch, ready)

@@ -194,6 +194,7 @@ except Exception:
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REC, MS_PRIVATE = 16384, 1 << 18
 MOUNT_ATTR_RDONLY = 1
@@ -354,7 +355,12 @@ def enter_private_world(config: dict[str, Any]) -> None:
                 _write_file(f"/proc/sys/{name}", "1")
             except OSError:
                 pass  # an older kernel: the filter (namespaces+seccomp) still denies unshare
-        _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare user and mounts")
+        # The kernel skips RLIMIT_NPROC for tasks of uid 0, and a child of a bubblewrap started by root
+        # runs as uid 0 of the host: its thread cap cannot be counted there. Such a child gets no thread
+        # at all instead of unbounded ones (each a pid of the host): with a pid namespace for its
+        # children that it is not in, the kernel refuses every new thread (EINVAL).
+        threads = 0 if config.get("threads", True) else CLONE_NEWPID
+        _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | threads), "unshare user and mounts")
         _map_ids(f"{NOBODY} 0 1", f"{NOBODY} 0 1")
     # Every mount this child inherited becomes read-only in its namespace (bubblewrap's /dev and its
     # devpts, any tmpfs): the only writable places are the fresh ones mounted next.
@@ -394,6 +400,16 @@ def probe_world(config: dict[str, Any], protected: list[str]) -> dict[str, Any]:
     except (OSError, ValueError) as error:
         report["error"] = str(error)
         return report
+    if not config.get("threads", True):  # the world must refuse threads, or nothing caps them
+        import _thread
+
+        try:
+            _thread.start_new_thread(int, ())
+        except RuntimeError:
+            pass
+        else:
+            report["error"] = "a child could start threads that RLIMIT_NPROC does not count (uid 0)"
+            return report
     report["world"] = True
     report["ipc_limits"] = bool(config.get("ipc_limits"))
     report["uid"] = os.getuid()
@@ -919,6 +935,7 @@ def zygote_main() -> None:
     world = "userns" if setup.get("world") == "userns" or os.getuid() != 0 else "root"
     hide = setup.get("hide", []) if world == "root" else []  # only a root-started child covers folders
     base = {"world": world, "limits": setup.get("limits", {}), "ipc_limits": True, "hide": hide}
+    base["threads"] = bool(setup.get("threads", True))  # False: no thread can be counted, so none at all
     # Can this child's IPC namespace get limits of its own? If not, the filter denies IPC instead.
     report = _run_probe(base, setup.get("protected", []))
     if not report.get("world"):
@@ -936,6 +953,7 @@ def zygote_main() -> None:
     gc.collect()
     gc.freeze()  # children then do not dirty the warm heap's pages just by collecting garbage
     ready = {"ok": bool(report.get("world")), "seccomp": use_seccomp, "uid": os.getuid(), "mode": world}
+    ready["threads"] = base["threads"]
     ready.update(report)
     _send(control, ready)
     if not ready["ok"]:
@@ -960,6 +978,7 @@ def zygote_main() -> None:
             break  # the trusted side never sends this: stop, and let it restart a clean zygote
         if op == "spawn" and len(fds) == 4:
             config = dict(message["config"], world=world, ipc_limits=base["ipc_limits"], hide=base["hide"])
+            config["threads"] = base["threads"]
             pid = os.fork()
             if pid == 0:
                 child_main(fds, config)
