@@ -78,8 +78,14 @@ PRELOADED = (
 # pipe slot then keeps a whole huge page or large folio alive after the child unmapped it, so a
 # child could hold gigabytes outside RLIMIT_AS (tests/test_hostile_native.py).
 PAGE_REFERENCE_SYSCALLS = ("vmsplice", "splice", "tee", "sendfile")
+# Objects the kernel counts per user of the host, a count the child shares with the trusted worker
+# (and, under a bubblewrap started by root, with every root process of the machine): while a child
+# held them all, nothing else of that user could watch a file. Queued signals are counted the same
+# way; lock_down caps them with RLIMIT_SIGPENDING.
+PER_USER_SYSCALLS = ("inotify_init", "inotify_init1", "fanotify_init")
 DENIED_SYSCALLS = (
     *PAGE_REFERENCE_SYSCALLS,
+    *PER_USER_SYSCALLS,
     "socket",
     "socketpair",
     "connect",
@@ -168,6 +174,9 @@ OWN_PROCESS_ONLY = (
 )
 # fcntl commands that make the kernel signal a descriptor's owner (SIGIO) on I/O, any pid it names.
 F_SETOWN, F_SETOWN_EX = 8, 15
+# Queued signals (and POSIX timers, each holding one) a child may have: the kernel counts them per
+# user of the host as well, and the default is the whole user's budget.
+SIGNALS_PENDING = 64
 NUMPY_REFUSED = ("numpy.ctypeslib", "numpy.f2py", "numpy.distutils", "numpy.testing")
 
 seccomp: Any = None
@@ -524,6 +533,8 @@ def lock_down(fds: list[int], config: dict[str, Any]) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     queues = min(1 << 20, resource.getrlimit(resource.RLIMIT_MSGQUEUE)[1])  # the default is 800 KiB
     resource.setrlimit(resource.RLIMIT_MSGQUEUE, (queues, queues))
+    signals = min(SIGNALS_PENDING, resource.getrlimit(resource.RLIMIT_SIGPENDING)[1])  # POSIX timers too
+    resource.setrlimit(resource.RLIMIT_SIGPENDING, (signals, signals))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
