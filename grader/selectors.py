@@ -207,7 +207,12 @@ def exercises_for_lesson(lesson: Any, user: User) -> list[ExerciseCard]:
 
     Two queries whatever the number of exercises (one for a guest).
     """
-    cards = [ExerciseCard(exercise) for exercise in Exercise.objects.filter(lesson=lesson, is_active=True)]
+    return exercise_cards(Exercise.objects.filter(lesson=lesson, is_active=True), user)
+
+
+def exercise_cards(exercises: Any, user: User) -> list[ExerciseCard]:
+    """A card per exercise, in the given order, with the user's attempts, best score and acceptance (one query)."""
+    cards = [ExerciseCard(exercise) for exercise in exercises]
     if not user.is_authenticated or not cards:
         return cards
     stats = (

@@ -27,12 +27,13 @@ FILE_FIELD = "file"
 
 def exercise_list(request: HttpRequest) -> HttpResponse:
     """Every exercise, grouped by lesson in the lessons' order."""
-    groups: dict[str, list[Exercise]] = {}
+    groups: dict[str, list[selectors.ExerciseCard]] = {}
     lessons = {}
-    for exercise in selectors.exercise_list():
+    for card in selectors.exercise_cards(selectors.exercise_list(), request.user):
+        exercise = card.exercise
         key = exercise.lesson.slug if exercise.lesson else ""
         lessons[key] = exercise.lesson
-        groups.setdefault(key, []).append(exercise)
+        groups.setdefault(key, []).append(card)
     context = {"groups": [(lessons[key], exercises) for key, exercises in groups.items()]}
     return render(request, "grader/exercise_list.html", context)
 

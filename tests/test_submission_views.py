@@ -6,6 +6,8 @@ message is recorded instead of sent (Redis and the worker are in test_celery_int
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth.models import User
 from django.template.loader import render_to_string
@@ -289,6 +291,31 @@ def test_the_exercise_list_links_every_active_exercise_under_its_lesson(client: 
     response = client.get(reverse("exercise_list"))
     assertContains(response, 'href="/exercises/linear-backward/"')
     assertContains(response, "Backpropagation Explained")
+
+
+@pytest.mark.sandbox
+def test_the_exercise_list_shows_each_exercise_as_the_learner_left_it(
+    learner: User, exercise: Exercise, django_assert_max_num_queries
+) -> None:
+    def cards(client: Client) -> dict[str, str]:
+        page = client.get(reverse("exercise_list")).content.decode()
+        return {
+            re.search(r'href="/exercises/([a-z0-9-]+)/"', card).group(1): card  # type: ignore[union-attr]
+            for card in page.split("<article")[1:]
+        }
+
+    exercise_from_folder("mse-loss")
+    graded(learner, wrong("linear-backward", "dw_transposed"))
+    client = as_user(learner)
+    with django_assert_max_num_queries(6):
+        shown = cards(client)
+    assert "Best " in shown["linear-backward"] and "Accepted" not in shown["linear-backward"]
+    assert "1 submission<" in shown["linear-backward"]
+    graded(learner, solution())
+    shown = cards(client)
+    assert "&#10003; Accepted" in shown["linear-backward"] and "2 submissions" in shown["linear-backward"]
+    assert "Accepted" not in shown["mse-loss"] and "Best" not in shown["mse-loss"]  # not tried: no badge
+    assert "Accepted" not in cards(Client())["linear-backward"]  # a guest sees no one's work
 
 
 @pytest.mark.sandbox
