@@ -322,10 +322,15 @@ def _is_skipped(message: str) -> bool:
     return message.lower().startswith(SKIPPED_PREFIX)
 
 
+def _lower_first(title: str) -> str:
+    """A title inside a sentence: "Gradients against PyTorch autograd" -> "gradients against PyTorch autograd"."""
+    return title[:1].lower() + title[1:]
+
+
 def _learner_words(text: str) -> str:
     """ "the no_inplace check" -> "the “inputs left unchanged” check"."""
     for name, title in CHECK_TITLES.items():
-        text = re.sub(rf"\bthe {name} check\b", f"the “{title.lower()}” check", text)
+        text = re.sub(rf"\bthe {name} check\b", f"the “{_lower_first(title)}” check", text)
     return text
 
 
@@ -372,7 +377,8 @@ def _summary(checks: list[CheckRow], diagnosis: list[Diagnosis]) -> str:
     passed = sum(1 for check in run if check.passed)
     if passed == len(checks):
         return f"All {len(checks)} checks passed."
-    failed = list(dict.fromkeys(check_title(check.name).split(":")[0].lower() for check in run if not check.passed))
+    titles = (check_title(check.name).split(":")[0] for check in run if not check.passed)
+    failed = list(dict.fromkeys(_lower_first(title) for title in titles))
     sentence = f"{passed} of {len(checks)} checks passed"
     sentence += f"; failed: {', '.join(failed)}" if failed else ""
     skipped = len(checks) - len(run)

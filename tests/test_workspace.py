@@ -185,6 +185,9 @@ def test_a_diagnosis_hint_is_not_repeated_in_the_summary(linear: Exercise, learn
     assert view is not None and view.diagnosis
     hint = view.diagnosis[0].hint
     assert hint and hint not in view.feedback
+    # Check titles inside the sentence keep their proper nouns.
+    signed = verdict_view(graded(learner, linear, wrong("linear-backward", "dx_sign"), engine))
+    assert signed is not None and "failed: gradients against PyTorch autograd" in signed.feedback, signed.feedback
 
 
 def test_check_titles_cover_every_check_name() -> None:
