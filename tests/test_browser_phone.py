@@ -49,3 +49,25 @@ def test_the_exercise_and_a_graded_submission_fit_a_phone(logged_in_page, live_s
     assert page.locator(f"a[href='/submissions/{submission.pk}/']").count() >= 1
     assert sideways_overflow(page) <= 1
     assert errors == []
+
+
+def test_a_diverging_loss_is_charted_with_powers_of_ten_only(logged_in_page, live_server, learner: User) -> None:
+    """Gradients of the wrong sign, four times too large: the learner's loss grows by three to four decades."""
+    exercise = exercise_from_folder("linear-backward")
+    code = (
+        "def linear_backward(dout, x, w, b):\n    return -4 * (dout @ w.T), -4 * (x.T @ dout), -4 * dout.sum(axis=0)\n"
+    )
+    submission = graded_submission(Engine.get(), learner, exercise, code)
+    losses = submission.result["training"]["learner_loss"]
+    assert max(losses) / min(losses) > 50  # the chart switches to a logarithmic axis
+    page, errors = logged_in_page(learner, PHONE)
+
+    page.goto(f"{live_server.url}/submissions/{submission.pk}/")
+    page.wait_for_selector('#loss-chart[data-drawn="true"]', timeout=WAIT_MS)
+    labels = page.evaluate(
+        "window.Chart.getChart(document.getElementById('loss-chart')).scales.y.ticks"
+        ".map((tick) => tick.label).filter((label) => label !== '')"
+    )
+    powers = {"0.1", "1", "10", "100", "1000", *(f"1e{n}" for n in range(4, 40))}
+    assert labels and set(labels) <= powers and len(labels) <= 9, labels
+    assert errors == []

@@ -58,11 +58,25 @@
         interaction: { mode: "index", intersect: false },
         scales: {
           x: { title: { display: true, text: "step" } },
-          y: { type: spread > 50 ? "logarithmic" : "linear", title: { display: true, text: "loss" } },
+          y: spread > 50
+            ? { type: "logarithmic", title: { display: true, text: "loss" }, ticks: { callback: powerOfTenTick } }
+            : { type: "linear", title: { display: true, text: "loss" } },
         },
       },
     });
     canvas.setAttribute("data-drawn", "true");
+  }
+
+  // A loss that diverges spans tens of decades: label only powers of ten, at most about eight of them
+  // (every second, fifth... decade), as 0.01, 1, 100 near 1 and as 1e-5, 1e21 beyond.
+  function powerOfTenTick(value) {
+    var exponent = Math.log10(value);
+    var rounded = Math.round(exponent);
+    if (Math.abs(exponent - rounded) > 1e-9) return "";
+    var decades = Math.log10(this.max) - Math.log10(this.min);
+    var every = Math.max(1, Math.ceil(decades / 8));
+    if (rounded % every !== 0) return "";
+    return Math.abs(rounded) <= 3 ? String(Number(Math.pow(10, rounded).toPrecision(1))) : "1e" + rounded;
   }
 
   function refresh(root) {
