@@ -100,6 +100,29 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+def _slips(
+    value: str, function: Callable[[np.ndarray], np.ndarray], slips: list[tuple[str, str, Any]]
+) -> list[tuple[Mistake, str, str, Callable[[np.ndarray, np.ndarray], np.ndarray]]]:
+    """Slips in a derivative written with the function's value ({value}): (formula, what went wrong, f(value))."""
+    name = value.split(" = ", maxsplit=1)[0]
+    models: list[tuple[Mistake, str, str, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = []
+    for formula, what, local in slips:
+
+        def dx(dout: np.ndarray, x: np.ndarray, local: Any = local) -> np.ndarray:
+            return dout * local(function(x))
+
+        models.append(
+            (
+                Mistake.WRONG_DERIVATIVE,
+                f"dx uses {formula} as the local derivative",
+                f"dx equals dout * {formula} with {value}: {what}. Check the derivative term by term "
+                f"against a finite difference at one value of {name}.",
+                dx,
+            )
+        )
+    return models
+
+
 @register
 class ReluBackward(ElementwiseActivation):
     slug = "relu-backward"
@@ -146,10 +169,24 @@ class ReluBackward(ElementwiseActivation):
                 lambda dout, x: dout * (x < 0),
             ),
             (
+                Mistake.WRONG_MASK,
+                "dx is masked where dout > 0 as well as where x > 0",
+                "dx keeps dout only where both x and dout are positive: the upstream gradient was passed through "
+                "a ReLU too. Negative upstream gradients must flow back unchanged wherever x > 0.",
+                lambda dout, x: dout * (dout > 0) * (x > 0),
+            ),
+            (
                 Mistake.WRONG_DERIVATIVE,
                 "dx multiplies dout by relu(x) instead of its derivative",
                 "dx equals dout * max(0, x): the activation's value was used where its slope (0 or 1) belongs.",
                 lambda dout, x: dout * _relu(x),
+            ),
+            (
+                Mistake.WRONG_DERIVATIVE,
+                "dx multiplies dout by sign(x) instead of the ReLU's slope",
+                "dx equals dout * sign(x): right where x > 0, but where x < 0 it passes -dout back instead of "
+                "nothing. The slope of max(0, x) on the negative side is 0, not -1.",
+                lambda dout, x: dout * np.sign(x),
             ),
         ]
 
@@ -187,6 +224,25 @@ class SigmoidBackward(ElementwiseActivation):
                 "dx equals dout * (1 - sigmoid(x)): a factor s is missing from the derivative.",
                 lambda dout, x: dout * (1 - _sigmoid(x)),
             ),
+            *_slips(
+                "s = sigmoid(x)",
+                _sigmoid,
+                [
+                    (
+                        "s * (1 + s)",
+                        "a sign slipped: the second factor adds s where it subtracts it",
+                        lambda s: s * (1 + s),
+                    ),
+                    ("(1 - s)**2", "the factor s became a second (1 - s)", lambda s: (1 - s) ** 2),
+                    ("s**2", "the factor (1 - s) became a second s", lambda s: s**2),
+                    (
+                        "s**2 * (1 - s)",
+                        "an extra factor s (the chain rule applied to s once too often)",
+                        lambda s: s**2 * (1 - s),
+                    ),
+                    ("s * (1 - s)**2", "an extra factor (1 - s)", lambda s: s * (1 - s) ** 2),
+                ],
+            ),
         ]
 
 
@@ -222,5 +278,26 @@ class TanhBackward(ElementwiseActivation):
                 "dx multiplies dout by tanh(x) instead of its derivative",
                 "dx equals dout * tanh(x): the activation's value was used where its slope belongs.",
                 lambda dout, x: dout * np.tanh(x),
+            ),
+            *_slips(
+                "t = tanh(x)",
+                np.tanh,
+                [
+                    ("1 + t**2", "a sign slipped: it adds t**2 where it subtracts it", lambda t: 1 + t**2),
+                    (
+                        "sqrt(1 - t**2) = 1 / cosh(x)",
+                        "the square of 1 / cosh(x) is missing",
+                        lambda t: np.sqrt(np.clip(1 - t**2, 0.0, None)),
+                    ),
+                    ("t**2 - 1", "the two terms are in the wrong order (minus the derivative)", lambda t: t**2 - 1),
+                    ("1 - 2 * t", "the derivative of t**2 was taken with respect to t, not x", lambda t: 1 - 2 * t),
+                ],
+            ),
+            (
+                Mistake.WRONG_DERIVATIVE,
+                "dx uses 1 - tanh(x**2) instead of 1 - tanh(x)**2",
+                "dx equals dout * (1 - tanh(x**2)): the input was squared before the tanh, where the tanh's "
+                "output is what gets squared (mind the parentheses).",
+                lambda dout, x: dout * (1 - np.tanh(x**2)),
             ),
         ]

@@ -40,6 +40,19 @@ def _x_hat(case: Case) -> np.ndarray:
     return (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + case.args["eps"])
 
 
+def terms(case: Case, mean: float, variance: float, *, gamma: bool = True) -> np.ndarray:
+    """dx = (g - mean * sum(g) / N - variance * x_hat * sum(g * x_hat) / N) / std, g = dout * gamma.
+
+    mean = variance = 1 is the exact gradient; other coefficients model a slip in one path.
+    """
+    x, dout = case.args["x"], case.args["dout"]
+    n = x.shape[0]
+    std = np.sqrt(x.var(axis=0) + case.args["eps"])
+    x_hat = (x - x.mean(axis=0)) / std
+    g = dout * case.args["gamma"] if gamma else dout
+    return (g - mean * g.sum(axis=0) / n - variance * x_hat * (g * x_hat).sum(axis=0) / n) / std
+
+
 def projection_formula(case: Case, *, ddof: int) -> dict[str, np.ndarray]:
     """dx and dgamma by the usual closed form, with the variance computed with `ddof`.
 
@@ -144,6 +157,32 @@ class BatchNormBackward(Kind):
         def dgamma_without_x_hat(case: Case) -> dict[str, Any]:
             return {"dgamma": case.args["dout"].sum(axis=0)}
 
+        def dgamma_from_x(case: Case) -> dict[str, Any]:
+            return {"dgamma": (case.args["dout"] * case.args["x"]).sum(axis=0)}
+
+        def without_gamma(case: Case) -> dict[str, Any]:
+            return {"dx": terms(case, 1.0, 1.0, gamma=False)}
+
+        def statistics_per_row(case: Case) -> dict[str, Any]:
+            def forward(a: dict[str, Any]) -> torch.Tensor:
+                x = a["x"]
+                mean, var = x.mean(dim=1, keepdim=True), x.var(dim=1, unbiased=False, keepdim=True)
+                return a["gamma"] * (x - mean) / torch.sqrt(var + a["eps"]) + a["beta"]
+
+            result = self.reference_with(case, forward)
+            return {"dx": result["dx"], "dgamma": result["dgamma"]}
+
+        def one_term(mean: str, variance: str) -> Any:
+            """dx with one path's coefficient slipped, named by the slip (see `terms`)."""
+
+            def compute(case: Case) -> dict[str, Any]:
+                n = case.args["x"].shape[0]
+                coefficient = {"kept": 1.0, "has the wrong sign": -1.0, "is not averaged": float(n),
+                               "is divided by N - 1": n / (n - 1)}  # fmt: skip
+                return {"dx": terms(case, coefficient[mean], coefficient[variance])}
+
+            return compute
+
         one_row_why = (
             "{output} equals the contribution of a single row of the batch: the per-example gradients "
             "must be added up over the batch, not overwritten."
@@ -202,6 +241,46 @@ class BatchNormBackward(Kind):
                 why=one_row_why,
                 compute=one_row(0),
                 outputs=("dgamma", "dbeta"),
+            ),
+            *[
+                MistakeModel(
+                    Mistake.UNBIASED_VARIANCE if "N - 1" in slip else Mistake.BN_MISSING_MEAN_VAR_TERMS,
+                    title=f"dx: the {term} term {slip}",
+                    why=f"dx matches the three-path gradient with the {term} term {why}; the direct term and the "
+                    "other term are right. Rederive that one path through the batch statistic on paper.",
+                    compute=one_term(*((slip, "kept") if term == "mean" else ("kept", slip))),
+                    outputs=("dx",),
+                )
+                for term in ("mean", "variance")
+                for slip, why in (
+                    ("has the wrong sign", "added where it is subtracted"),
+                    ("is not averaged", "summed over the batch but not divided by N"),
+                    ("is divided by N - 1", "divided by N - 1 where the biased variance gives N"),
+                )
+            ],
+            MistakeModel(
+                Mistake.WRONG_DERIVATIVE,
+                title="dx is missing the factor gamma",
+                why="dx matches the gradient of batch norm with gamma = 1: out = gamma * x_hat + beta, so the "
+                "gradient reaching x_hat is dout times gamma, before the three paths back to x.",
+                compute=without_gamma,
+                outputs=("dx",),
+            ),
+            MistakeModel(
+                Mistake.WRONG_DERIVATIVE,
+                title="dgamma uses x instead of x_hat",
+                why="dgamma equals the sum of dout * x over the batch: gamma multiplies the normalized input "
+                "x_hat, not the raw input x.",
+                compute=dgamma_from_x,
+                outputs=("dgamma",),
+            ),
+            MistakeModel(
+                Mistake.WRONG_DERIVATIVE,
+                title="{output}: the statistics are taken over the wrong axis",
+                why="{output} matches a normalization with the mean and variance of each row (axis 1, the features "
+                "of one example); batch norm takes them over the batch, axis 0, one per feature.",
+                compute=statistics_per_row,
+                outputs=("dx", "dgamma"),
             ),
             MistakeModel(
                 Mistake.WRONG_DERIVATIVE,
