@@ -275,6 +275,11 @@ def scale_diagnosis(output: str, expected: np.ndarray, got: np.ndarray, case_arg
             )
     if expected.size == 1:
         return None  # any two scalars differ by a factor; only named factors say something
+    from grader.diagnosis_general import ratio_candidate  # lazy: that module builds on this one
+
+    ratio = ratio_candidate(output, expected, scale, case_args)
+    if ratio is not None:
+        return ratio
     return Candidate(
         Mistake.WRONG_DERIVATIVE,
         f"{output} is off by a constant factor of {scale:.4g}",
@@ -307,6 +312,9 @@ def diagnose_array(
     candidates = [Candidate(mistake, title, why, value) for mistake, title, why, value in models]
     candidates += generic_candidates(output, expected_array, got_array, case_args, upstream)
     candidates += general_candidates(output, expected_array, got_array, case_args, upstream)
+    from grader.diagnosis_general import wrong_axis_candidates  # lazy: that module builds on this one
+
+    candidates += wrong_axis_candidates(output, expected_array, got_array, case_args, upstream)
     for candidate in candidates:
         if candidate.value is None:
             continue

@@ -52,13 +52,51 @@ class MseLoss(Kind):
             n = pred.shape[0]
             return {"loss": float(np.sum((pred - target) ** 2) / n), "dpred": 2 * (pred - target) / n}
 
+        def other(loss: Any, dpred: Any) -> Any:
+            def compute(case: Case) -> dict[str, Any]:
+                diff, size = case.args["pred"] - case.args["target"], case.args["pred"].size
+                return {"loss": float(loss(diff, size)), "dpred": dpred(case, diff, size)}
+
+            return compute
+
+        def slip(title: str, why: str, compute: Any, output: str) -> MistakeModel:
+            return MistakeModel(Mistake.WRONG_DERIVATIVE, title, why, compute, outputs=(output,))
+
         return [
+            slip(
+                "loss is the root of the mean squared error",
+                "loss equals sqrt(mean((pred - target)**2)): the loss is the mean of the squares itself, "
+                "without a square root.",
+                other(lambda d, n: np.sqrt(np.mean(d**2)), lambda c, d, n: 2 * d / n),
+                "loss",
+            ),
+            slip(
+                "loss has an extra factor 1/2",
+                "loss equals half the mean of the squares: the 1/2 of some textbooks' squared error is not in "
+                "this loss (nor in PyTorch's MSELoss).",
+                other(lambda d, n: np.mean(d**2) / 2, lambda c, d, n: d / n),
+                "loss",
+            ),
+            slip(
+                "dpred is the gradient of the absolute error",
+                "dpred equals 2 * sign(pred - target) / N: the size of each error is lost, as for a loss "
+                "|pred - target|; the derivative of a square grows with the error.",
+                other(lambda d, n: 0.0, lambda c, d, n: 2 * np.sign(d) / n),
+                "dpred",
+            ),
+            slip(
+                "dpred uses pred + target",
+                "dpred equals 2 * (pred + target) / N: a sign slipped in one term; the square is of "
+                "the difference pred - target.",
+                other(lambda d, n: 0.0, lambda c, d, n: 2 * (c.args["pred"] + c.args["target"]) / n),
+                "dpred",
+            ),
             MistakeModel(
                 mistake=Mistake.SCALED_BY_N,
                 title="{output} divides by the number of rows, not the number of elements",
                 why="{output} matches a mean over the N rows only; the loss averages over all N*M elements of pred.",
                 compute=rows_only,
-            )
+            ),
         ]
 
     def training(self) -> TrainingSetup:

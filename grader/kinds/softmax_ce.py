@@ -55,7 +55,11 @@ class SoftmaxCrossEntropy(Kind):
             label = f"N={n}, C={c}" + (f", logits of magnitude up to about {3 * scale:g}" if scale > 10 else "")
             return Case(label=label, args={"logits": logits, "y": rng.integers(0, c, size=n)}, edge=edge)
 
-        return [case(4, 5, 1.0), case(7, 3, 3.0), case(3, 4, 1000.0, edge=True), case(1, 6, 1.0, edge=True)]
+        large = case(3, 4, 1000.0, edge=True)
+        # One example's true class scores far below its row's maximum: its softmax probability
+        # underflows to 0, so log(softmax) gives inf where the log-sum-exp form stays exact.
+        large.args["y"][0] = int(np.argmin(large.args["logits"][0]))
+        return [case(4, 5, 1.0), case(7, 3, 3.0), large, case(1, 6, 1.0, edge=True)]
 
     def torch_forward(self, args: dict[str, Any]) -> torch.Tensor:
         return torch.nn.functional.cross_entropy(args["logits"], args["y"])
@@ -69,7 +73,35 @@ class SoftmaxCrossEntropy(Kind):
             logits = case.args["logits"]
             return {"dlogits": _softmax(logits) / logits.shape[0]}
 
+        def label_columns_in_every_row(case: Case) -> dict[str, Any]:
+            logits, y = case.args["logits"], case.args["y"]
+            grad = _softmax(logits)
+            grad[:, y] -= 1.0  # as the learner's line does: once per distinct label, in every row
+            return {"dlogits": grad / logits.shape[0]}
+
+        def softmax_over_batch(case: Case) -> dict[str, Any]:
+            logits, y = case.args["logits"], case.args["y"]
+            shifted = np.exp(logits - logits.max(axis=0, keepdims=True))
+            return {"dlogits": (shifted / shifted.sum(axis=0, keepdims=True) - _one_hot(y, logits.shape[1])) / len(y)}
+
         return [
+            MistakeModel(
+                mistake=Mistake.WRONG_DERIVATIVE,
+                title="{output}: 1 is subtracted at the label columns of every row",
+                why="{output} equals softmax / N with 1 / N subtracted in every row at every column that is some "
+                "example's label, as p[:, y] -= 1 does; each example's 1 belongs only at its own label, in "
+                "its own row (one row index and one column index per example).",
+                compute=label_columns_in_every_row,
+                outputs=("dlogits",),
+            ),
+            MistakeModel(
+                mistake=Mistake.WRONG_DERIVATIVE,
+                title="{output}: the softmax is taken over the batch axis",
+                why="{output} matches a softmax normalized down each column (axis 0, across examples); each "
+                "example's probabilities are normalized over its own classes, along axis 1.",
+                compute=softmax_over_batch,
+                outputs=("dlogits",),
+            ),
             MistakeModel(
                 mistake=Mistake.MISSING_LOG_SOFTMAX_GRAD,
                 title="{output} lacks the gradient of the log-sum-exp term",
@@ -89,15 +121,24 @@ class SoftmaxCrossEntropy(Kind):
     def likely_mistakes(self, case: Case, output_name: str, expected: Any, got: Any) -> list[Diagnosis]:
         """Non-finite values at large logits only: exp() overflowed (the max was not subtracted)."""
         logits = case.args["logits"]
-        if np.abs(logits).max() < LARGE_LOGITS or np.isfinite(np.asarray(got, dtype=np.float64)).all():
+        values = np.asarray(got, dtype=np.float64)
+        if np.abs(logits).max() < LARGE_LOGITS or np.isfinite(values).all():
             return []
+        title, why = f"{output_name} overflows for large logits", "exp() of a large logit overflows."
+        if output_name == "loss" and values.size == 1 and float(values) == np.inf:
+            title = "loss is inf for large logits: the log of a probability that underflowed to 0"
+            why = (
+                "The probability of a true class far below its row's maximum is smaller than the smallest "
+                "float64, so softmax gives exactly 0 and its log is -inf. The log of a softmax is best taken "
+                "without computing the softmax first."
+            )
         return [
             Diagnosis(
                 output=output_name,
                 mistake=Mistake.SOFTMAX_OVERFLOW,
-                title=f"{output_name} overflows for large logits",
+                title=title,
                 why=f"With logits of magnitude about {np.abs(logits).max():.0f}, {output_name} has NaN or infinite "
-                "entries, while it is finite for small logits: exp() of a large logit overflows.",
+                f"entries, while it is finite for small logits: {why}",
                 worst=worst_elements(expected, got),
                 hint=self.hints[Mistake.SOFTMAX_OVERFLOW],
                 lesson_url=self.lesson_url(),
