@@ -104,6 +104,38 @@ def _score_gradient(case: Case, *, diagonal_only: bool = False) -> np.ndarray:
     return p * (dp - (dp * p).sum(axis=-1, keepdims=True))
 
 
+# Which (query, key) pairs a slipped causal mask hides, from a (Tq, Tk) array of ones.
+MASK_SLIPS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "after softmax": lambda ones: np.triu(ones, k=1),
+    "diagonal hidden": lambda ones: np.triu(ones, k=0),
+    "past hidden": lambda ones: np.tril(ones, k=-1),
+}
+
+
+def masked_by_hand(case: Case, slip: str) -> dict[str, np.ndarray] | None:
+    """(dq, dk, dv) by the usual backward formulas with the causal mask slipped as `slip` names.
+
+    The mask fills a large finite negative (as np.where(mask, -1e9, s) does), so a fully hidden
+    row gets uniform weights; "after softmax" zeroes the weights of the future keys afterwards,
+    without renormalizing. The backward is the learner's: ds = p * (dp - sum(dp * p)).
+    """
+    if not case.args["causal"]:
+        return None
+    q, k, v, dout = (case.args[name] for name in ("q", "k", "v", "dout"))
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    scores = q @ k.transpose(0, 2, 1) * scale
+    hidden = MASK_SLIPS[slip](np.ones(scores.shape[1:])).astype(bool)
+    if slip != "after softmax":
+        scores = np.where(hidden, -1e9, scores)
+    p = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    if slip == "after softmax":
+        p = np.where(hidden, 0.0, p)
+    dp = dout @ v.transpose(0, 2, 1)
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+    return {"dq": ds @ k * scale, "dk": ds.transpose(0, 2, 1) @ q * scale, "dv": p.transpose(0, 2, 1) @ dout}
+
+
 def softmax_diagonal_only(case: Case) -> dict[str, np.ndarray]:
     """(dq, dk) when the softmax Jacobian is taken as diag(p): ds = p * dp."""
     q, k = case.args["q"], case.args["k"]
@@ -127,6 +159,8 @@ class AttentionBackward(Kind):
         "softmax; those weights are then exactly 0 and get no gradient.",
         Mistake.WRONG_DERIVATIVE: "Each softmax output depends on every score of its row: "
         "ds = p * (dp - sum(dp * p, axis=-1, keepdims=True)).",
+        Mistake.WRONG_MASK: "Write out the mask for Tq = Tk = 3 as a grid of booleans and check which "
+        "(query, key) pairs a query may see; apply it where the scores enter the softmax.",
         Mistake.TRANSPOSED: "scores = q @ k^T, so dk = ds^T @ q (and dq = ds @ k), each times 1/sqrt(d).",
     }
 
@@ -188,6 +222,28 @@ class AttentionBackward(Kind):
             return {"dk": _score_gradient(case) @ q / math.sqrt(q.shape[-1])}
 
         return [
+            MistakeModel(
+                Mistake.WRONG_MASK,
+                title="{output}: the causal mask is applied after the softmax",
+                why="{output} matches attention whose weights are zeroed for future keys after the softmax, so "
+                "each row no longer sums to 1. Masked scores are set to -inf before the softmax, which "
+                "then normalizes over the visible keys only.",
+                compute=lambda case: masked_by_hand(case, "after softmax"),
+            ),
+            MistakeModel(
+                Mistake.WRONG_MASK,
+                title="{output}: the causal mask also hides the diagonal",
+                why="{output} matches a mask where query i does not see key i itself (np.triu with k=0); a "
+                "query sees every key j <= i, its own position included.",
+                compute=lambda case: masked_by_hand(case, "diagonal hidden"),
+            ),
+            MistakeModel(
+                Mistake.WRONG_MASK,
+                title="{output}: the causal mask hides the past instead of the future",
+                why="{output} matches a mask that hides keys j < i (the lower triangle) where the keys j > i "
+                "are to be hidden: the mask is transposed.",
+                compute=lambda case: masked_by_hand(case, "past hidden"),
+            ),
             MistakeModel(
                 Mistake.ATTENTION_SCALE_MISSING,
                 title="{output} is missing the 1/sqrt(d) scale",
