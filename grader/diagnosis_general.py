@@ -61,7 +61,13 @@ def wrong_axis_candidates(
 
 
 def ratio_candidate(output: str, expected: np.ndarray, scale: float, case_args: dict[str, Any]) -> Candidate | None:
-    """`got` is `expected` times a / b for two sizes of the case: divided by b where a belongs."""
+    """`got` is `expected` times a / b for two sizes of the case: divided by b where a belongs.
+
+    Not when the factor or its inverse is a whole number: a missing 2 (of a square) is more likely
+    than two sizes that happen to differ by 2, and the constant factor is then named as such.
+    """
+    if any(abs(value - round(value)) <= 1e-9 for value in (scale, 1 / scale)):
+        return None
     factors = scale_candidates(case_args)
     for (wrong, wrong_name), (right, right_name) in itertools.permutations(sorted(factors.items()), 2):
         if abs(scale * wrong / right - 1) <= 1e-9:

@@ -26,8 +26,20 @@ def distinct_values(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndar
     return ((ranks - size / 2) * VALUE_SPACING + jitter).reshape(shape)
 
 
-def _route(case: Case, *, position: Callable[[int, int], tuple[int, int]], accumulate: bool) -> np.ndarray:
-    """dx when each window's gradient goes to `position(row, col)` of its argmax, added or overwritten."""
+def _route(
+    case: Case,
+    *,
+    position: Callable[[int, int], tuple[int, int]],
+    accumulate: bool,
+    pick: Callable[[np.ndarray], Any] = np.argmax,
+    corner_stride: int | None = None,
+) -> np.ndarray:
+    """dx when each window's gradient goes to `position(row, col)` of its argmax, added or overwritten.
+
+    `pick` chooses the element (np.argmin for the minimum); `corner_stride` places the corner of
+    window (y, z) at (y * corner_stride, z * corner_stride) when routing (the window is still read
+    at the stride), as when the offset forgets the stride.
+    """
     x, dout = case.args["x"], case.args["dout"]
     pool, stride = case.args["pool"], case.args["stride"]
     dx = np.zeros_like(x)
@@ -37,8 +49,9 @@ def _route(case: Case, *, position: Callable[[int, int], tuple[int, int]], accum
             for y in range(h_out):
                 for z in range(w_out):
                     window = x[b, ch, y * stride : y * stride + pool, z * stride : z * stride + pool]
-                    row, col = position(*divmod(int(window.argmax()), pool))
-                    target = (b, ch, y * stride + row, z * stride + col)
+                    row, col = position(*divmod(int(pick(window)), pool))
+                    step = stride if corner_stride is None else corner_stride
+                    target = (b, ch, y * step + row, z * step + col)
                     dx[target] = dx[target] + dout[b, ch, y, z] if accumulate else dout[b, ch, y, z]
     return dx
 
@@ -110,6 +123,14 @@ class MaxPool2dBackward(Kind):
                 return None
             return {"dx": _route(case, position=lambda row, col: (row, col), accumulate=False)}
 
+        def to_minimum(case: Case) -> dict[str, Any]:
+            return {"dx": _route(case, position=lambda row, col: (row, col), accumulate=True, pick=np.argmin)}
+
+        def corner_without_stride(case: Case) -> dict[str, Any] | None:
+            if case.args["stride"] == 1:
+                return None
+            return {"dx": _route(case, position=lambda row, col: (row, col), accumulate=True, corner_stride=1)}
+
         def stride_one(case: Case) -> dict[str, Any] | None:
             if case.args["stride"] == 1:
                 return None
@@ -150,6 +171,20 @@ class MaxPool2dBackward(Kind):
                 why="When overlapping windows share a maximum, dx keeps only the last window's gradient: "
                 "the gradients were assigned (=) instead of added (+=).",
                 compute=overwritten,
+            ),
+            MistakeModel(
+                Mistake.POOL_WRONG_POSITION,
+                title="dx is routed to the minimum of each window",
+                why="dx puts each window's gradient at the position of its smallest element: the output of max "
+                "pooling is the largest one, and only it receives the gradient.",
+                compute=to_minimum,
+            ),
+            MistakeModel(
+                Mistake.POOL_WRONG_POSITION,
+                title="dx: the window's corner is placed without the stride",
+                why="Each window's maximum is found in the right window, but its gradient lands at (y + row, "
+                "z + col): window (y, z) starts at row y * stride and column z * stride, in dx as in x.",
+                compute=corner_without_stride,
             ),
             MistakeModel(
                 Mistake.STRIDE_IGNORED,

@@ -36,20 +36,30 @@ def init_params(rng: np.random.Generator, d: int, h: int, o: int) -> dict[str, n
     }
 
 
-def numpy_grads(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, *, mask: bool = True) -> dict[str, Any]:
-    """Loss and gradients in NumPy; `mask=False` forgets ReLU's mask in the backward (a mistake model)."""
+def numpy_grads(
+    params: dict[str, np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    mask: bool = True,
+    slope: str = "mask",
+    fc2_input: str = "hidden",
+) -> dict[str, Any]:
+    """Loss and gradients in NumPy, and mistake models: `mask=False` forgets ReLU's mask in the backward,
+    `slope="value"` multiplies by relu(z) instead of its slope, `fc2_input="z"` takes fc2.weight's
+    gradient from the pre-activation."""
     z = x @ params["fc1.weight"].T + params["fc1.bias"]
     hidden = np.maximum(z, 0)
     out = hidden @ params["fc2.weight"].T + params["fc2.bias"]
     dout = 2 * (out - y) / out.size
     dhidden = dout @ params["fc2.weight"]
-    dz = dhidden * (z > 0) if mask else dhidden
+    dz = dhidden * (hidden if slope == "value" else (z > 0)) if mask else dhidden
     return {
         "loss": float(np.mean((out - y) ** 2)),
         "grads": {
             "fc1.weight": dz.T @ x,
             "fc1.bias": dz.sum(axis=0),
-            "fc2.weight": dout.T @ hidden,
+            "fc2.weight": dout.T @ (z if fc2_input == "z" else hidden),
             "fc2.bias": dout.sum(axis=0),
         },
     }
@@ -110,7 +120,23 @@ class SimpleNNBackward(Kind):
                 "it were the identity.",
                 compute=without_mask,
                 outputs=("grads",),
-            )
+            ),
+            MistakeModel(
+                mistake=Mistake.WRONG_DERIVATIVE,
+                title="{output} multiplies by relu(z) instead of its slope",
+                why="{output} matches a backward pass that multiplies the gradient reaching the ReLU by its "
+                "output h = relu(z): the ReLU's local derivative is its slope, 0 or 1, not its value.",
+                compute=lambda case: numpy_grads(case.args["params"], case.args["x"], case.args["y"], slope="value"),
+                outputs=("grads",),
+            ),
+            MistakeModel(
+                mistake=Mistake.WRONG_DERIVATIVE,
+                title="{output} uses the pre-activation z instead of h = relu(z)",
+                why="{output} matches dout.T times z = x @ W1.T + b1: the input of fc2 is the ReLU's output h, "
+                "so its weight gradient pairs dout with h.",
+                compute=lambda case: numpy_grads(case.args["params"], case.args["x"], case.args["y"], fc2_input="z"),
+                outputs=("grads",),
+            ),
         ]
 
     def training(self) -> TrainingSetup:
