@@ -13,6 +13,8 @@ from grader.kinds.base import Case, Kind, LayerFn, MistakeModel, Output, Trainin
 
 # Logits at least this large overflow exp() in float64 (exp(710) = inf) when the max is not subtracted.
 LARGE_LOGITS = 700.0
+# A logit this far below its row's maximum has a softmax probability of exactly 0 (exp(-745) underflows).
+UNDERFLOW_GAP = 800.0
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -58,7 +60,9 @@ class SoftmaxCrossEntropy(Kind):
         large = case(3, 4, 1000.0, edge=True)
         # One example's true class scores far below its row's maximum: its softmax probability
         # underflows to 0, so log(softmax) gives inf where the log-sum-exp form stays exact.
-        large.args["y"][0] = int(np.argmin(large.args["logits"][0]))
+        row, label = large.args["logits"][0], int(np.argmin(large.args["logits"][0]))
+        row[label] = min(row[label], row.max() - UNDERFLOW_GAP)
+        large.args["y"][0] = label
         return [case(4, 5, 1.0), case(7, 3, 3.0), large, case(1, 6, 1.0, edge=True)]
 
     def torch_forward(self, args: dict[str, Any]) -> torch.Tensor:
