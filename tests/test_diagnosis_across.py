@@ -99,3 +99,26 @@ def test_a_softmax_backward_slip_is_named_in_both_attention_exercises(
     for diagnosis in named.values():
         assert diagnosis.mistake == "wrong_derivative"
         assert title in diagnosis.title
+
+
+DX_LINE = "dx = dq @ w_q.T + dk @ w_k.T + dv @ w_v.T"
+
+
+@pytest.mark.parametrize(
+    ("written", "title"),
+    [
+        ("dx = dq @ w_q.T + dk @ w_k.T", "dx misses the path through the values"),
+        ("dx = dk @ w_k.T + dv @ w_v.T", "dx misses the path through the queries"),
+        ("dx = dv @ w_v.T", "dx keeps only the path through the values"),
+        ("dx = dq @ w_q.T", "dx keeps only the path through the queries"),
+    ],
+)
+def test_a_path_of_x_left_out_of_multihead_dx_is_named(engine: Engine, written: str, title: str) -> None:
+    """x feeds three projections: its gradient adds the three paths (the rule the backprop lesson teaches)."""
+    reference = solution("multihead-attention-backward")
+    assert DX_LINE in reference
+    source = reference.replace(DX_LINE, written)
+    result = engine.grade(ExerciseSpec.from_folder(EXERCISES_DIR / "multihead-attention-backward"), source)
+
+    assert result.verdict == Verdict.WRONG_ANSWER
+    assert [(d.output, d.mistake, d.title) for d in result.diagnosis] == [("dx", "missing_chain_rule", title)]

@@ -77,6 +77,57 @@ def mha_forward(
     return concat @ args["w_o"]
 
 
+PATHS = {"q": "queries", "k": "keys", "v": "values"}
+
+
+def dx_by_path(case: Case) -> dict[str, np.ndarray]:
+    """What comes back to x along each of its three uses (x @ w_q, x @ w_k, x @ w_v); dx is their sum."""
+    args = case.args
+    xs = {path: torch.tensor(args["x"], requires_grad=True) for path in PATHS}
+    q, k, v = (split_heads(xs[path] @ torch.tensor(args[f"w_{path}"]), args["num_heads"]) for path in PATHS)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    out = merge_heads(torch.softmax(scores, dim=-1) @ v) @ torch.tensor(args["w_o"])
+    out.backward(torch.tensor(args["dout"]))
+    return {path: tensor.grad.numpy() for path, tensor in xs.items() if tensor.grad is not None}
+
+
+def dx_path_models() -> list[MistakeModel]:
+    """dx with one of x's three paths left out, or with one path only: gradients add where x is used thrice."""
+    models = []
+    for left_out, name in PATHS.items():
+        others = [path for path in PATHS if path != left_out]
+
+        def without(case: Case, others: list[str] = others) -> dict[str, Any]:
+            paths = dx_by_path(case)
+            return {"dx": sum(paths[path] for path in others)}
+
+        def only(case: Case, path: str = left_out) -> dict[str, Any]:
+            return {"dx": dx_by_path(case)[path]}
+
+        models.append(
+            MistakeModel(
+                Mistake.MISSING_CHAIN_RULE,
+                title=f"dx misses the path through the {name}",
+                why=f"dx matches the gradients that come back through the {PATHS[others[0]]} and the "
+                f"{PATHS[others[1]]} only. x is used three times (x @ w_q, x @ w_k, x @ w_v): its gradient "
+                "adds what comes back along every use.",
+                compute=without,
+                outputs=("dx",),
+            )
+        )
+        models.append(
+            MistakeModel(
+                Mistake.MISSING_CHAIN_RULE,
+                title=f"dx keeps only the path through the {name}",
+                why=f"dx matches the gradient that comes back through the {name} alone. x is used three times "
+                "(x @ w_q, x @ w_k, x @ w_v): its gradient adds what comes back along every use.",
+                compute=only,
+                outputs=("dx",),
+            )
+        )
+    return models
+
+
 @register
 class MultiheadAttentionBackward(Kind):
     slug = "multihead-attention-backward"
@@ -242,6 +293,7 @@ class MultiheadAttentionBackward(Kind):
                 compute=dw_o_transposed,
                 outputs=("dw_o",),
             ),
+            *dx_path_models(),
         ]
 
     def likely_mistakes(self, case: Case, output_name: str, expected: Any, got: Any) -> list[Diagnosis]:
