@@ -41,6 +41,7 @@ class Mistake(StrEnum):
     FLIPPED_KERNEL = "flipped_kernel"
     PRECISION_LOSS = "precision_loss"
     OUTPUTS_SWAPPED = "outputs_swapped"
+    OVERWRITTEN_NOT_ADDED = "overwritten_not_added"
     UNKNOWN = "unknown"
 
 
@@ -96,6 +97,8 @@ MATCH_TOLERANCE = 1e-5
 WORST_COUNT = 5
 
 GENERIC_HINTS: dict[Mistake, str] = {
+    Mistake.OVERWRITTEN_NOT_ADDED: "Where several terms reach the same entry, the gradient is their sum: "
+    "accumulate with += into arrays that start at zero.",
     Mistake.OUTPUTS_SWAPPED: "Compare the order of your return statement with the signature's, and check "
     "that each gradient is computed into its own variable (no name reused for another gradient).",
     Mistake.TRANSPOSED: "Write down the shape of every factor: a gradient has the shape of the input it belongs to.",

@@ -122,3 +122,44 @@ def test_a_path_of_x_left_out_of_multihead_dx_is_named(engine: Engine, written: 
 
     assert result.verdict == Verdict.WRONG_ANSWER
     assert [(d.output, d.mistake, d.title) for d in result.diagnosis] == [("dx", "missing_chain_rule", title)]
+
+
+CONV_LOOPS = """\
+import numpy as np
+
+
+def conv2d_backward(dout, x, w, b, stride, pad):
+    n, c, h, wd = x.shape
+    f, _, hh, ww = w.shape
+    _, _, h_out, w_out = dout.shape
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dx_pad = np.zeros_like(x_pad)
+    dw = np.zeros_like(w)
+    for i in range(n):
+        for k in range(f):
+            for r in range(h_out):
+                for s in range(w_out):
+                    window = x_pad[i, :, r * stride : r * stride + hh, s * stride : s * stride + ww]
+                    dw[k] {dw_op} window * dout[i, k, r, s]
+                    dx_pad[i, :, r * stride : r * stride + hh, s * stride : s * stride + ww] {dx_op} w[k] * dout[i, k, r, s]
+    db = dout.sum(axis=(0, 2, 3))
+    return dx_pad[:, :, pad : pad + h, pad : pad + wd], dw, db
+"""
+
+
+@pytest.mark.parametrize(
+    ("dx_op", "dw_op", "named"), [("=", "+=", {"dx"}), ("+=", "=", {"dw"}), ("=", "=", {"dx", "dw"})]
+)
+def test_loops_that_assign_where_they_must_add_are_named(
+    engine: Engine, dx_op: str, dw_op: str, named: set[str]
+) -> None:
+    spec = ExerciseSpec.from_folder(EXERCISES_DIR / "conv2d-backward")
+    assert engine.grade(spec, CONV_LOOPS.format(dx_op="+=", dw_op="+=")).verdict == Verdict.ACCEPTED
+    result = engine.grade(spec, CONV_LOOPS.format(dx_op=dx_op, dw_op=dw_op))
+
+    assert result.verdict == Verdict.WRONG_ANSWER
+    found = {d.output: d for d in result.diagnosis}
+    assert set(found) == named, [(d.output, d.mistake, d.title) for d in result.diagnosis]
+    for diagnosis in found.values():
+        assert diagnosis.mistake == "overwritten_not_added"
+        assert "assign (=)" in diagnosis.why

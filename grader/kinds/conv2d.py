@@ -125,6 +125,25 @@ class Conv2dBackward(Kind):
 
             return {"dx": self.reference_with(case, forward)["dx"]}
 
+        def overwritten(case: Case) -> dict[str, Any] | None:
+            """dx and dw of the usual loops (n, f, window row, window column) with = where += belongs."""
+            x, kernel, dout = case.args["x"], case.args["w"], case.args["dout"]
+            stride, pad = case.args["stride"], case.args["pad"]
+            filters, _, rows, cols = kernel.shape
+            h_out, w_out = dout.shape[2:]
+            x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+            dx_pad = np.zeros_like(x_pad)
+            dw = np.zeros_like(kernel)
+            for n in range(x.shape[0]):
+                for f in range(filters):
+                    for i in range(h_out):
+                        for j in range(w_out):
+                            window = (slice(i * stride, i * stride + rows), slice(j * stride, j * stride + cols))
+                            dx_pad[(n, slice(None), *window)] = kernel[f] * dout[n, f, i, j]
+                            dw[f] = x_pad[(n, slice(None), *window)] * dout[n, f, i, j]
+            h, wd = x.shape[2:]
+            return {"dx": dx_pad[:, :, pad : pad + h, pad : pad + wd].copy(), "dw": dw}
+
         def one_example(index: int) -> Any:
             def compute(case: Case) -> dict[str, Any]:
                 return {"db": case.args["dout"][index].sum(axis=(1, 2))}
@@ -176,6 +195,14 @@ class Conv2dBackward(Kind):
                 "stored (F, C, rows, columns), output channel first.",
                 compute=channels_swapped,
                 outputs=("dx",),
+            ),
+            MistakeModel(
+                Mistake.OVERWRITTEN_NOT_ADDED,
+                title="{output} keeps only the last window's term",
+                why="{output} matches loops that assign (=) each window's gradient where it must be added (+=): "
+                "an entry reached by several windows, filters or examples keeps only the last one written.",
+                compute=overwritten,
+                outputs=("dx", "dw"),
             ),
             MistakeModel(
                 Mistake.BIAS_NOT_SUMMED,
