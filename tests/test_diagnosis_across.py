@@ -163,3 +163,17 @@ def test_loops_that_assign_where_they_must_add_are_named(
     for diagnosis in found.values():
         assert diagnosis.mistake == "overwritten_not_added"
         assert "assign (=)" in diagnosis.why
+
+
+def test_a_max_pool_window_one_short_is_named(engine: Engine) -> None:
+    reference = solution("maxpool2d-backward")
+    full = "window = x[:, :, top : top + pool, left : left + pool].reshape(n, c, pool * pool)"
+    assert full in reference
+    short = "window = x[:, :, top : top + pool - 1, left : left + pool - 1].reshape(n, c, (pool - 1) ** 2)"
+    source = reference.replace(full, short).replace("np.divmod(winner, pool)", "np.divmod(winner, pool - 1)")
+    result = engine.grade(ExerciseSpec.from_folder(EXERCISES_DIR / "maxpool2d-backward"), source)
+
+    assert result.verdict == Verdict.WRONG_ANSWER
+    assert [(d.output, d.mistake, d.title) for d in result.diagnosis] == [
+        ("dx", "pool_wrong_position", "dx: each window is one row and one column short")
+    ]

@@ -33,15 +33,18 @@ def _route(
     accumulate: bool,
     pick: Callable[[np.ndarray], Any] = np.argmax,
     corner_stride: int | None = None,
+    size: int | None = None,
 ) -> np.ndarray:
     """dx when each window's gradient goes to `position(row, col)` of its argmax, added or overwritten.
 
     `pick` chooses the element (np.argmin for the minimum); `corner_stride` places the corner of
     window (y, z) at (y * corner_stride, z * corner_stride) when routing (the window is still read
-    at the stride), as when the offset forgets the stride.
+    at the stride), as when the offset forgets the stride. `size` reads windows of that many rows and
+    columns instead of `pool` (a window one short, from an off-by-one slice).
     """
     x, dout = case.args["x"], case.args["dout"]
-    pool, stride = case.args["pool"], case.args["stride"]
+    stride = case.args["stride"]
+    pool = case.args["pool"] if size is None else size
     dx = np.zeros_like(x)
     n, c, h_out, w_out = dout.shape
     for b in range(n):
@@ -131,6 +134,12 @@ class MaxPool2dBackward(Kind):
                 return None
             return {"dx": _route(case, position=lambda row, col: (row, col), accumulate=True, corner_stride=1)}
 
+        def window_short(case: Case) -> dict[str, Any] | None:
+            if case.args["pool"] < 2:
+                return None
+            short = case.args["pool"] - 1
+            return {"dx": _route(case, position=lambda row, col: (row, col), accumulate=True, size=short)}
+
         def stride_one(case: Case) -> dict[str, Any] | None:
             if case.args["stride"] == 1:
                 return None
@@ -185,6 +194,14 @@ class MaxPool2dBackward(Kind):
                 why="Each window's maximum is found in the right window, but its gradient lands at (y + row, "
                 "z + col): window (y, z) starts at row y * stride and column z * stride, in dx as in x.",
                 compute=corner_without_stride,
+            ),
+            MistakeModel(
+                Mistake.POOL_WRONG_POSITION,
+                title="dx: each window is one row and one column short",
+                why="dx matches windows of pool - 1 rows and columns (an off-by-one slice such as "
+                "y * stride : y * stride + pool - 1): a maximum on the window's last row or column is "
+                "missed, and the gradient goes to the largest of the rest.",
+                compute=window_short,
             ),
             MistakeModel(
                 Mistake.STRIDE_IGNORED,
