@@ -1,8 +1,7 @@
 """Writes of the courses app: courses, rosters, assignments, scores, overrides, regrades.
 
-Every change of a learner's points goes through `assignment_score_recompute` or
-`item_score_override`, which write the audit log (GradeChange) and send
-`courses.signals.assignment_score_changed` once the transaction commits.
+Every change of a learner's points goes through `assignment_score_recompute` or `item_score_override`, which
+write the audit log (GradeChange) and send `courses.signals.assignment_score_changed` once the transaction commits.
 """
 
 from __future__ import annotations
@@ -207,6 +206,7 @@ class ItemSpec:
     slug: str
     points: float
     questions: tuple[str, ...] = ()
+    number: int = 0  # what refusals call it ("Item 3"): its row on a form; 0 for its place in the list
 
 
 MAX_ITEMS = 100
@@ -255,7 +255,8 @@ def assignment_create(
         raise CourseError(f"An assignment has at most {MAX_ITEMS} items.")
     resolved: list[tuple[ItemSpec, Any, list[Any]]] = []
     seen: set[tuple[str, str]] = set()
-    for number, spec in enumerate(items, start=1):
+    for position, spec in enumerate(items, start=1):
+        number = spec.number or position
         if not (0 < spec.points <= MAX_POINTS) or spec.points != spec.points:
             raise CourseError(f"Item {number}: points must be more than 0 and at most {MAX_POINTS:g}.")
         if (spec.kind, spec.slug) in seen:
@@ -396,10 +397,8 @@ def _quiz_work(question_ids: list[int], learner_id: int) -> list[scoring.Work]:
 def item_count(
     item: AssignmentItem, learner_id: int, due_at: datetime, substitute: dict[int, float] | None = None
 ) -> scoring.Counted:
-    """What counts for one learner on one item right now (reads the database, writes nothing).
-
-    `substitute` maps submission ids to scores to count instead of theirs (a regrade preview).
-    """
+    """What counts for one learner on one item right now (reads the database, writes nothing);
+    `substitute` maps submission ids to scores to count instead of theirs (a regrade preview)."""
     assignment = item.assignment
     ended_at = assignment.course.ended_at
     if item.kind == ItemKind.EXERCISE:

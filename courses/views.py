@@ -241,11 +241,13 @@ def assignment_create(request: HttpRequest, access: selectors.CourseAccess) -> H
         if not value:
             continue
         kind, _, slug = value.partition(":")
+        row = key.removeprefix("item_")
         try:
-            points = float(request.POST.get("points_" + key.removeprefix("item_"), "") or "nan")
+            points = float(request.POST.get("points_" + row, "") or "nan")
         except ValueError:
             points = float("nan")
-        items.append(services.ItemSpec(kind=kind, slug=slug, points=points))
+        number = int(row) if row.isdigit() and len(row) < 4 else 0  # the form's "Item <n>"
+        items.append(services.ItemSpec(kind=kind, slug=slug, points=points, number=number))
     offset = request.POST.get("tz_offset", "")
     opens_at = _aware(request.POST.get("opens_at", ""), offset)
     due_at = _aware(request.POST.get("due_at", ""), offset)
@@ -286,8 +288,20 @@ def _assignment(access: selectors.CourseAccess, assignment_id: int) -> Assignmen
 @course_member()
 @require_GET
 def assignment_detail(request: HttpRequest, access: selectors.CourseAccess, assignment_id: int) -> HttpResponse:
-    """What counts, the late policy and the viewer's due time (with any extension) and points."""
-    assignment = _assignment(access, assignment_id)
+    return _assignment_page(request, access, _assignment(access, assignment_id))
+
+
+def _assignment_page(
+    request: HttpRequest,
+    access: selectors.CourseAccess,
+    assignment: Assignment,
+    *,
+    extension_form: dict[str, str] | None = None,
+    extension_error: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    """What counts, the late policy and the viewer's due time (with any extension) and points; for
+    staff, after a refused extension, its form as it was sent with the reason beside it."""
     context: dict[str, Any] = {"course": access.course, "access": access, "assignment": assignment}
     if access.enrolled:
         mine = [row for row in selectors.learner_assignments(request.user, courses=[access.course])]
@@ -301,7 +315,9 @@ def assignment_detail(request: HttpRequest, access: selectors.CourseAccess, assi
         context["learners"] = list(
             get_user_model().objects.filter(enrollments__course=access.course).order_by("username")
         )
-    return render(request, "courses/assignment_detail.html", context)
+        context["extension_form"] = extension_form or {"learner": "", "due_at": "", "reason": ""}
+        context["extension_error"] = extension_error
+    return render(request, "courses/assignment_detail.html", context, status=status)
 
 
 @course_member(staff=True)
@@ -313,14 +329,18 @@ def extension_grant(request: HttpRequest, access: selectors.CourseAccess, assign
         learner_id = int(request.POST.get("learner", ""))
     except ValueError:
         learner_id = 0
-    if due_at is None:
-        return _refused(request, services.CourseError("Give the new due time."), assignment.get_absolute_url())
     try:
+        if due_at is None:
+            raise services.CourseError("Give the new due time.")
         services.extension_grant(
             assignment, learner_id, due_at=due_at, reason=request.POST.get("reason", ""), by=request.user
         )
     except services.CourseError as error:
-        return _refused(request, error, assignment.get_absolute_url())
+        # The assignment page again with the form as it was sent (nothing stored).
+        sent = {key: request.POST.get(key, "") for key in ("learner", "due_at", "reason")}
+        return _assignment_page(
+            request, access, assignment, extension_form=sent, extension_error=error.message, status=error.http_status
+        )
     messages.success(request, "Extension granted; the learner's score was recounted.")
     return HttpResponseRedirect(assignment.get_absolute_url())
 
@@ -379,28 +399,47 @@ def learner_item(request: HttpRequest, access: selectors.CourseAccess, learner_i
         assignment__course=access.course,
     )
     learner = get_object_or_404(get_user_model(), pk=learner_id, enrollments__course=access.course)
-    here = reverse("learner_item", args=[access.course.slug, learner.pk, item.pk])
     if request.method == "POST":
         clear = request.POST.get("clear") == "1"
         try:
-            points = None if clear else float(request.POST.get("points", ""))
-        except ValueError:
-            return _refused(request, services.CourseError("Points must be a number."), here)
-        try:
+            try:
+                points = None if clear else float(request.POST.get("points", ""))
+            except ValueError:
+                raise services.CourseError("Points must be a number.") from None
             services.item_score_override(
                 item, learner.pk, points=points, reason=request.POST.get("reason", ""), by_id=int(request.user.pk or 0)
             )
         except services.CourseError as error:
-            return _refused(request, error, here)
+            # The page again with the points and the reason as they were sent (nothing changed).
+            sent = {key: request.POST.get(key, "") for key in ("points", "reason")}
+            return _learner_item_page(request, access, item, learner, form=sent, error=error.message, status=400)
         messages.success(request, "Override cleared." if clear else "Score overridden; the change is in the audit log.")
-        return HttpResponseRedirect(here)
+        return HttpResponseRedirect(reverse("learner_item", args=[access.course.slug, learner.pk, item.pk]))
+    return _learner_item_page(request, access, item, learner)
+
+
+def _learner_item_page(
+    request: HttpRequest,
+    access: selectors.CourseAccess,
+    item: AssignmentItem,
+    learner: Any,
+    *,
+    form: dict[str, str] | None = None,
+    error: str = "",
+    status: int = 200,
+) -> HttpResponse:
     score = ItemScore.objects.filter(item=item, learner=learner).first()
+    if form is None:
+        override = score.override_points if score else None
+        form = {"points": "" if override is None else f"{override:g}", "reason": ""}
     context: dict[str, Any] = {
         "course": access.course,
         "access": access,
         "item": item,
         "learner": learner,
         "score": score,
+        "form": form,
+        "form_error": error,
         "due_at": services.learner_due_at(item.assignment, learner.pk),
         "changes": list(
             item.grade_changes.filter(learner=learner).select_related("changed_by").order_by("-created_at", "-id")
@@ -424,7 +463,7 @@ def learner_item(request: HttpRequest, access: selectors.CourseAccess, learner_i
             .select_related("question")
             .order_by("-created_at")
         )
-    return render(request, "courses/learner_item.html", context)
+    return render(request, "courses/learner_item.html", context, status=status)
 
 
 # --- Roster, audit, regrades ------------------------------------------------------------------

@@ -354,3 +354,65 @@ def test_a_refused_new_course_keeps_what_was_typed(instructor: User, course: Cou
     for name, value in sent.items():
         assert f'name="{name}"' in page and f'value="{value}"' in page, name
     assert Course.objects.count() == 1
+
+
+def test_a_refused_override_keeps_the_points_and_the_reason_typed(
+    instructor: User, learner: User, course: Course, graded: Any
+) -> None:
+    item = graded.items.get()
+    url = reverse("learner_item", args=[course.slug, learner.pk, item.pk])
+    client = _client(instructor)
+    for sent, reason in (
+        ({"points": "12", "reason": "Late bus, agreed in class"}, "Points must be between 0 and 10."),
+        ({"points": "", "reason": "Late bus, agreed in class"}, "Points must be a number."),
+        ({"points": "7.5", "reason": "  "}, "Give a reason for the override"),
+    ):
+        response = client.post(url, sent)
+        # The cell page again, with the reason for the refusal beside the form and both entries kept.
+        assert response.status_code == 400, sent
+        page = response.content.decode()
+        form = page[page.index('id="override-title"') :].split("</form>")[0]
+        assert reason in form, sent
+        assert f'name="points" type="number" min="0" max="10.0" step="any" value="{sent["points"]}"' in form
+        assert f'maxlength="500" value="{sent["reason"]}"' in form
+    assert ItemScore.objects.get(learner=learner).points == 10.0
+    assert not GradeChange.objects.filter(cause=GradeChangeCause.OVERRIDE).exists()
+
+
+def test_a_refused_extension_keeps_the_learner_time_and_reason_typed(
+    instructor: User, learner: User, course: Course, graded: Any
+) -> None:
+    first = User.objects.create_user("aaron")  # listed before `learner`, so the form's default choice
+    enroll(course, first)
+    sent = {"learner": str(learner.pk), "due_at": "2020-01-05T10:00", "tz_offset": "60", "reason": "Sick note"}
+    response = _client(instructor).post(reverse("extension_grant", args=[course.slug, graded.pk]), sent)
+    assert response.status_code == 400
+    page = response.content.decode()
+    form = page[page.index('id="ext-learner"') - 600 :].split("</form>")[0]
+    assert "An extension&#x27;s due time must be after the assignment&#x27;s." in form
+    assert f'<option value="{learner.pk}" selected>' in form and f'<option value="{first.pk}">' in form
+    assert 'value="2020-01-05T10:00"' in form and 'value="Sick note"' in form
+    assert not graded.extensions.exists()
+    # A missing time is refused the same way, on the page.
+    response = _client(instructor).post(
+        reverse("extension_grant", args=[course.slug, graded.pk]), {**sent, "due_at": ""}
+    )
+    assert response.status_code == 400 and "Give the new due time." in response.content.decode()
+
+
+def test_a_refused_item_is_named_by_its_row_on_the_form(instructor: User, course: Course) -> None:
+    make_exercise()
+    sent = {
+        "title": "Week 3",
+        "opens_at": "2027-03-01T09:00",
+        "due_at": "2027-03-08T17:00",
+        "counting": "best",
+        "item_1": "",  # an empty first row: the bad item is still "Item 3", as the form labels it
+        "points_1": "10",
+        "item_3": "exercise:linear-backward",
+        "points_3": "0",
+    }
+    response = _client(instructor).post(reverse("assignment_create", args=[course.slug]), sent)
+    assert response.status_code == 400
+    assert "Item 3: points must be more than 0" in response.content.decode()
+    assert not course.assignments.exists()
