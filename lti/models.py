@@ -13,6 +13,7 @@ import hashlib
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -57,6 +58,28 @@ class Platform(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.issuer}, client {self.client_id})"
+
+    def clean(self) -> None:
+        """The issuer must be the URL the LMS puts in `iss` (a launch from any other is refused), and each
+        frame origin a scheme and host: a line that is not one would be dropped and the LMS frame refused."""
+        self.issuer = self.issuer.strip()
+        self.frame_origins = "\n".join(line.strip() for line in self.frame_origins.splitlines() if line.strip())
+        problems: dict[str, str] = {}
+        issuer = urlsplit(self.issuer)
+        if issuer.scheme not in ("https", "http") or not issuer.hostname or issuer.query or issuer.fragment:
+            problems["issuer"] = (
+                f"{self.issuer!r} is not an issuer: give the URL the LMS names as its issuer (iss), "
+                "e.g. https://canvas.instructure.com (Canvas) or https://moodle.example.edu (Moodle)."
+            )
+        for line in self.frame_origins.splitlines():
+            parts = urlsplit(line)
+            if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/"):
+                problems["frame_origins"] = (
+                    f"{line!r} is not an origin: write a scheme and a host, e.g. https://school.instructure.com"
+                )
+                break
+        if problems:
+            raise ValidationError(problems)
 
     def allowed_frame_origins(self) -> list[str]:
         """Origins that may frame Gradlab's pages for this platform (sorted, no duplicates)."""

@@ -69,7 +69,7 @@ def test_the_platform_command_adds_lists_and_removes(capsys: pytest.CaptureFixtu
     assert sorted(platform.deployments.values_list("deployment_id", flat=True)) == ["1:abc", "2:def"]
     call_command("lti_platform", "list")
     assert "client_id=10000000000001\tdeployments=1:abc, 2:def" in capsys.readouterr().out
-    with pytest.raises(CommandError, match="auth_login_url"):
+    with pytest.raises(CommandError, match="--auth-url: Enter a valid URL"):
         call_command("lti_platform", "add", *arguments[:3], "--auth-url=not a url", *arguments[4:])
     call_command("lti_platform", "remove", "--issuer=https://canvas.instructure.com", "--client-id=10000000000001")
     assert not Platform.objects.exists()

@@ -19,6 +19,18 @@ from django.db import transaction
 
 from lti.models import Deployment, Platform
 
+# The option that sets each field, to name it in a refusal.
+OPTIONS = {
+    "name": "--name",
+    "issuer": "--issuer",
+    "client_id": "--client-id",
+    "auth_login_url": "--auth-url",
+    "auth_token_url": "--token-url",
+    "auth_audience": "--audience",
+    "jwks_url": "--jwks-url",
+    "frame_origins": "--frame-origin",
+}
+
 
 class Command(BaseCommand):
     help = "Register, list or remove the LMS platforms Gradlab accepts LTI 1.3 launches from."
@@ -63,8 +75,10 @@ class Command(BaseCommand):
         try:
             platform.full_clean()
         except ValidationError as error:
-            problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.message_dict.items())
-            raise CommandError(f"not registered: {problems}") from error
+            problems = "; ".join(
+                f"{OPTIONS.get(field, field)}: {' '.join(msgs)}" for field, msgs in error.message_dict.items()
+            )
+            raise CommandError(f"nothing changed: {problems}") from error
         platform.save()
         added = []
         for deployment_id in options["deployment_id"]:

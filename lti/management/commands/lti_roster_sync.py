@@ -24,8 +24,20 @@ class Command(BaseCommand):
         contexts = LtiContext.objects.select_related("platform", "course")
         if options["context"]:
             contexts = contexts.filter(pk__in=options["context"])
+            unknown = sorted(set(options["context"]) - {context.pk for context in contexts})
+            if unknown:
+                raise CommandError(
+                    f"no LMS course with id {', '.join(map(str, unknown))}: nothing synced "
+                    "(the ids are in the admin, LTI 1.3 > LMS courses; without --context every linked one is synced)"
+                )
         else:
             contexts = contexts.filter(course__isnull=False).exclude(memberships_url="")
+            if not contexts:
+                self.stdout.write(
+                    "nothing to sync: no LMS course is linked to a Gradlab course with a roster service yet "
+                    "(an LMS sends its roster URL with each LTI launch; see docs/lti.md)"
+                )
+                return
         failed = 0
         for context in contexts:
             report = roster_sync(context)
