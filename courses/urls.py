@@ -19,6 +19,7 @@ urlpatterns = [
     path("courses/<slug:slug>/regrades/<int:job_id>/", views.regrade_detail, name="regrade_detail"),
     path("courses/<slug:slug>/gradebook/", views.gradebook, name="gradebook"),
     path("courses/<slug:slug>/gradebook.csv", views.gradebook_csv, name="gradebook_csv"),
+    path("courses/<slug:slug>/gradebook.json", views.gradebook_json, name="gradebook_json"),
     path(
         # Relative to the gradebook page, so each of its cells links with a short "<learner>/<item>/".
         "courses/<slug:slug>/gradebook/<int:learner_id>/<int:item_id>/",

@@ -17,7 +17,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
@@ -367,6 +367,8 @@ def _book(request: HttpRequest, access: selectors.CourseAccess) -> selectors.Gra
 def gradebook(request: HttpRequest, access: selectors.CourseAccess) -> HttpResponse:
     book = _book(request, access)
     context = {
+        # Items of several assignments: each column also names its assignment.
+        "several_assignments": len({column.assignment.pk for column in book.columns}) > 1,
         "course": access.course,
         "access": access,
         "book": book,
@@ -385,6 +387,16 @@ def gradebook(request: HttpRequest, access: selectors.CourseAccess) -> HttpRespo
 def gradebook_csv(request: HttpRequest, access: selectors.CourseAccess) -> HttpResponse:
     response = HttpResponse(selectors.gradebook_csv(_book(request, access)), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{access.course.slug}-gradebook.csv"'
+    return response
+
+
+@course_member(staff=True)
+@require_GET
+def gradebook_json(request: HttpRequest, access: selectors.CourseAccess) -> HttpResponse:
+    """The gradebook as the API gives it (every cell's computed points, counting submission, late days,
+    attempts), with the page's filters."""
+    response = JsonResponse(selectors.gradebook_json(_book(request, access)), json_dumps_params={"indent": 1})
+    response["Content-Disposition"] = f'attachment; filename="{access.course.slug}-gradebook.json"'
     return response
 
 

@@ -161,11 +161,13 @@ def test_the_page_shows_every_kind_of_cell_as_before(instructor: User, book: dic
     head = page.split("<thead>", 1)[1].split("</thead>", 1)[0].split()
     assert " ".join(head) == (
         '<tr> <th scope="col"><a href="?assignment=&amp;sort=-name">Learner</a></th> '
-        f'<th scope="col" class="num" title="Week &lt;1&gt;"><a href="?assignment=&amp;sort=item:{i["i1"]}">Linear '
+        f'<th scope="col" class="num" title="Week &lt;1&gt;"><a href="?assignment=&amp;sort=item:{i["i1"]}"><span '
+        'class="col-assignment">Week &lt;1&gt;</span>Linear '
         'Backward</a><span class="muted col-points">10</span></th><th scope="col" class="num" '
-        f'title="Week &lt;1&gt;"><a href="?assignment=&amp;sort=item:{i["i2"]}">Relu Backward</a><span '
+        f'title="Week &lt;1&gt;"><a href="?assignment=&amp;sort=item:{i["i2"]}"><span class="col-assignment">Week '
+        "&lt;1&gt;</span>Relu Backward</a><span "
         'class="muted col-points">2.50</span></th><th scope="col" class="num" title="Week 2"><a '
-        f'href="?assignment=&amp;sort=item:{i["i3"]}">Softmax Backward</a><span class="muted '
+        f'href="?assignment=&amp;sort=item:{i["i3"]}"><span class="col-assignment">Week 2</span>Softmax Backward</a><span class="muted '
         'col-points">5</span></th> <th scope="col" class="num"><a href="?assignment=&amp;sort=-total">Total</a><span '
         'class="muted col-points">17.50</span></th> </tr>'
     )
@@ -300,3 +302,27 @@ def test_a_second_click_on_a_column_reverses_its_order(instructor: User, book: d
     descending = client.get(url, {"sort": f"-item:{i['i1']}"}).content.decode()
     assert f'sort=item:{i["i1"]}">' in descending
     assert _order(ascending) == list(reversed(_order(descending)))
+
+
+def test_the_pages_json_export_is_the_apis_with_the_pages_filters(instructor: User, book: dict[str, Any]) -> None:
+    slug = book["course"].slug
+    client = _client(instructor)
+    page = client.get(reverse("gradebook", args=[slug]), {"late": "1", "sort": "-total"}).content.decode()
+    assert f'href="{reverse("gradebook_json", args=[slug])}?late=1&amp;sort=-total" download' in page
+    response = client.get(reverse("gradebook_json", args=[slug]))
+    assert response["Content-Disposition"] == f'attachment; filename="{slug}-gradebook.json"'
+    assert response.json() == client.get(f"/api/courses/{slug}/gradebook").json()
+    late = client.get(reverse("gradebook_json", args=[slug]), {"late": "1", "sort": "-total"}).json()
+    assert [row["username"] for row in late["learners"]] == ["ada", "dave"]  # as the page and the CSV list them
+    assert [row["total"] for row in late["learners"]] == [13.5, 3.3333]
+
+
+def test_columns_name_their_assignment_when_the_gradebook_shows_several(instructor: User, book: dict[str, Any]) -> None:
+    url = reverse("gradebook", args=[book["course"].slug])
+    client = _client(instructor)
+    head = client.get(url).content.decode().split("<tbody>")[0]
+    # Week <1> has two items and Week 2 one; the titles are escaped.
+    assert head.count('<span class="col-assignment">Week &lt;1&gt;</span>') == 2
+    assert head.count('<span class="col-assignment">Week 2</span>') == 1
+    one = client.get(url, {"assignment": book["assignments"][1].pk}).content.decode().split("<tbody>")[0]
+    assert "col-assignment" not in one  # one assignment: the filter above names it

@@ -59,6 +59,7 @@ def _staff_pages(course: Course, assignment: Any, learner: User) -> list[str]:
     return [
         reverse("gradebook", args=[course.slug]),
         reverse("gradebook_csv", args=[course.slug]),
+        reverse("gradebook_json", args=[course.slug]),
         reverse("course_roster", args=[course.slug]),
         reverse("audit_log", args=[course.slug]),
         reverse("learner_item", args=[course.slug, learner.pk, item.pk]),
@@ -416,3 +417,36 @@ def test_a_refused_item_is_named_by_its_row_on_the_form(instructor: User, course
     assert response.status_code == 400
     assert "Item 3: points must be more than 0" in response.content.decode()
     assert not course.assignments.exists()
+
+
+def test_the_cell_page_and_audit_log_write_points_and_verdicts_as_the_gradebook_does(
+    instructor: User, learner: User, course: Course, graded: Any
+) -> None:
+    from courses.models import RegradeJob, RegradeMode, RegradeStatus, SubmissionRegrade
+    from grader.models import Submission
+
+    item = graded.items.get()
+    url = reverse("learner_item", args=[course.slug, learner.pk, item.pk])
+    client = _client(instructor)
+    client.post(url, {"points": "3.333333", "reason": "Partial credit"})
+    first = Submission.objects.filter(user=learner).order_by("created_at").first()
+    assert first is not None and first.score == 0.5 and first.verdict == "wrong_answer"
+    job = RegradeJob.objects.create(assignment=graded, mode=RegradeMode.PREVIEW, status=RegradeStatus.DONE)
+    SubmissionRegrade.objects.create(
+        job=job,
+        submission=first,
+        status=RegradeStatus.DONE,
+        old_verdict="wrong_answer",
+        old_score=0.5,
+        new_verdict="accepted",
+        new_score=1.0,
+    )
+    page = client.get(url).content.decode()
+    # A submission's score as the submission pages show it, and verdicts by their names, not their codes.
+    assert "score 50%" in page and "score 0.5" not in page
+    assert f"Dry run #{job.pk}: Wrong answer 50% → Accepted 100%" in page
+    audit = client.get(reverse("audit_log", args=[course.slug])).content.decode()
+    for text in (page, audit):
+        # Points to 2 decimals, as the gradebook writes them; the exact value on hover.
+        assert 'title="10.0">10</td>' in text and 'title="3.333333">3.33</td>' in text
+        assert ">3.333333<" not in text and ">10.0<" not in text

@@ -12,6 +12,7 @@ from django import template
 from django.utils.safestring import SafeString, mark_safe
 
 from courses.selectors import Gradebook, points_text
+from grader.verdicts import Verdict
 
 register = template.Library()
 
@@ -58,3 +59,18 @@ def gradebook_rows(book: Gradebook) -> SafeString:
             add(f'<td class="num{late}">{link}{item_id}/">{text}</a>{marks}</td>')
         add(f'<td class="num total">{points_text(row.total)}</td></tr>')
     return mark_safe("".join(parts))  # noqa: S308 (every user value above is escaped)
+
+
+@register.filter
+def verdict_label(code: str) -> str:
+    """'wrong_answer' -> 'Wrong answer' (as the submission pages write a verdict); other text as it is."""
+    try:
+        return Verdict(code).label
+    except ValueError:
+        return code
+
+
+@register.filter
+def percent(fraction: float | None) -> str:
+    """A submission's score (0..1) as the submission pages show it: 0.1429 -> '14%'; None -> an en dash."""
+    return "\u2013" if fraction is None else f"{fraction * 100:.0f}%"
