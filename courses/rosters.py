@@ -29,6 +29,8 @@ class RosterReport:
     enrolled: list[str] = field(default_factory=list)
     already: list[str] = field(default_factory=list)
     invited: list[RosterInvitation] = field(default_factory=list)
+    invited_before: int = 0  # of `invited`, those that had their invitation from an earlier upload
+    skipped: list[str] = field(default_factory=list)  # rows that changed nothing, and why
     errors: list[str] = field(default_factory=list)
 
 
@@ -59,6 +61,7 @@ def roster_upload(course: Course, *, by: Any, data: bytes) -> RosterReport:
     users = get_user_model().objects
     to_enroll: dict[int, str] = {}
     to_invite: list[str] = []
+    first_line: dict[object, int] = {}  # a user's pk or an invited address -> the line that named it first
     for number, row in enumerate(rows, start=1):
         value = row[0].strip() if row else ""
         if not value or (number == 1 and value.lower() in {"username", "email", "login", "user"}):
@@ -71,20 +74,23 @@ def roster_upload(course: Course, *, by: Any, data: bytes) -> RosterReport:
                 continue
             user = users.filter(email__iexact=value).order_by("pk").first()
             if user is None:
-                to_invite.append(value.lower())
+                if _first(first_line, value.lower(), number, value, report):
+                    to_invite.append(value.lower())
                 continue
         else:
             user = users.filter(username=value).first()
             if user is None:
                 report.errors.append(f"line {number}: there is no account {value!r} (give an email to invite)")
                 continue
-        to_enroll[user.pk] = value
+        if _first(first_line, user.pk, number, value, report):
+            to_enroll[user.pk] = value
     if report.errors:
         return report
     staff_ids = set(CourseStaff.objects.filter(course=course).values_list("user_id", flat=True))
     with transaction.atomic():
         for user_id, name in to_enroll.items():
             if user_id in staff_ids:
+                report.skipped.append(f"line {first_line[user_id]}: {name} is on the course's staff, not enrolled")
                 continue
             _, created = Enrollment.objects.get_or_create(
                 course=course, user_id=user_id, defaults={"source": EnrollmentSource.ROSTER}
@@ -93,8 +99,18 @@ def roster_upload(course: Course, *, by: Any, data: bytes) -> RosterReport:
             if created:
                 enrollment_scores_count(course, user_id)
         for email in dict.fromkeys(to_invite):
-            invitation, _ = RosterInvitation.objects.get_or_create(
+            invitation, created = RosterInvitation.objects.get_or_create(
                 course=course, email=email, defaults={"invited_by_id": by.pk}
             )
             report.invited.append(invitation)
+            report.invited_before += not created
     return report
+
+
+def _first(first_line: dict[object, int], key: object, number: int, value: str, report: RosterReport) -> bool:
+    """Whether line `number` is the first to name this account or address; a repeat goes to `skipped`."""
+    if key in first_line:
+        report.skipped.append(f"line {number}: {value} is the same person as line {first_line[key]}, listed once")
+        return False
+    first_line[key] = number
+    return True

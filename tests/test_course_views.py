@@ -204,6 +204,27 @@ def test_a_roster_enrolls_accounts_and_invites_new_addresses(
     assert newcomer.email == "new.person@example.org"
 
 
+def test_a_roster_says_which_rows_changed_nothing_and_why(
+    instructor: User, learner: User, other_learner: User, course: Course
+) -> None:
+    # grace twice (by address, then by username), an invitee twice in two spellings, the owner of the course.
+    roster = "grace@example.com\nnew@example.org\ngrace\nNEW@example.org\nines\n"
+    upload = SimpleUploadedFile("roster.csv", roster.encode(), content_type="text/csv")
+    response = _client(instructor).post(reverse("course_roster", args=[course.slug]), {"roster": upload})
+    text = response.content.decode()
+    assert "Enrolled 1; already enrolled 0; invited 1." in text
+    skipped = text.split('data-testid="roster-skipped">')[1].split("</ul>")[0]
+    assert "line 3: grace is the same person as line 1, listed once" in skipped
+    assert "line 4: NEW@example.org is the same person as line 2, listed once" in skipped
+    assert "line 5: ines is on the course&#x27;s staff, not enrolled" in skipped
+    assert RosterInvitation.objects.filter(course=course).count() == 1
+    assert not Enrollment.objects.filter(user=instructor).exists()
+    # The same file again: nothing new, and the invitation is the one sent before.
+    upload = SimpleUploadedFile("roster.csv", roster.encode(), content_type="text/csv")
+    text = _client(instructor).post(reverse("course_roster", args=[course.slug]), {"roster": upload}).content.decode()
+    assert "Enrolled 0; already enrolled 1; invited 1 (1 of them invited before: same link)." in text
+
+
 def test_a_roster_with_a_bad_row_changes_nothing_and_names_the_line(
     instructor: User, other_learner: User, course: Course
 ) -> None:
