@@ -93,3 +93,24 @@ def test_a_password_change_revokes_every_token_of_the_user(learner: User, other_
     assert response.status_code == 302
     assert _status(token) == 401
     assert _status(other) == 200
+
+
+def test_the_command_says_why_it_revoked_nothing_or_listed_nothing(learner: User) -> None:
+    from django.core.management.base import CommandError
+
+    listing, errors = io.StringIO(), io.StringIO()
+    call_command("api_token", learner.username, "--list", stdout=listing, stderr=errors)
+    assert listing.getvalue() == ""  # nothing for a script to parse
+    assert errors.getvalue().startswith(f"{learner.username} has no API tokens (make one: manage.py api_token")
+    first, _ = api_token_create(learner, name="ci")
+    with pytest.raises(CommandError, match="give at least the first 6 characters of the token, not 'glb'"):
+        call_command("api_token", learner.username, "--revoke", "glb")
+    with pytest.raises(CommandError, match="has no token starting with 'glb_zzzzzzzz'"):
+        call_command("api_token", learner.username, "--revoke", "glb_zzzzzzzz")
+    second, _ = api_token_create(learner, name="laptop")
+    shared = first.prefix[:8]
+    ApiToken.objects.filter(pk=second.pk).update(prefix=shared + "zzzz")  # two tokens that start alike
+    with pytest.raises(CommandError, match=f"2 tokens of ada start with '{shared}': give more of it"):
+        call_command("api_token", learner.username, "--revoke", shared)
+    first.refresh_from_db()
+    assert first.revoked_at is None

@@ -42,6 +42,8 @@ class Command(BaseCommand):
             raise CommandError(f"no user {options['username']!r}")
         tokens = ApiToken.objects.filter(user=user)
         if options["list"]:
+            if not tokens.exists():  # said on stderr: the listing on stdout stays empty for scripts
+                self.stderr.write(f"{user.username} has no API tokens (make one: manage.py api_token {user.username})")
             for row in tokens.order_by("-created_at"):
                 self.stdout.write(
                     f"{row.prefix}  {row.state:8}  created {_when(row.created_at)}  "
@@ -53,9 +55,13 @@ class Command(BaseCommand):
             return
         if options["revoke"]:
             prefix = options["revoke"]
-            matching = tokens.filter(prefix__startswith=prefix) if len(prefix) >= 6 else tokens.none()
-            if matching.count() != 1:
-                raise CommandError(f"{user.username} has no single token starting with {prefix!r} (see --list)")
+            if len(prefix) < 6:
+                raise CommandError(f"give at least the first 6 characters of the token, not {prefix!r} (see --list)")
+            matching = tokens.filter(prefix__startswith=prefix)
+            if not matching:
+                raise CommandError(f"{user.username} has no token starting with {prefix!r} (see --list)")
+            if len(matching) > 1:
+                raise CommandError(f"{len(matching)} tokens of {user.username} start with {prefix!r}: give more of it")
             api_tokens_revoke(matching)
             self.stdout.write(f"revoked {matching.get().prefix}")
             return
