@@ -18,6 +18,7 @@ from courses.models import (
     GradeChange,
     RegradeJob,
 )
+from courses.rules import SCORING_FIELDS  # changing one recounts every learner
 
 
 class CourseStaffInline(admin.TabularInline):
@@ -46,10 +47,6 @@ class AssignmentItemInline(admin.TabularInline):
     model = AssignmentItem
     extra = 0
     filter_horizontal = ["questions"]
-
-
-# Changing one of these changes what counts: every learner's score is recounted (audit log cause "recompute").
-SCORING_FIELDS = ["opens_at", "due_at", "late_policy", "late_penalty_percent", "counting", "hint_penalty_percent"]
 
 
 @admin.register(Assignment)

@@ -124,8 +124,9 @@ def learner_assignments(user: Any, *, courses: Iterable[Course] | None = None) -
         result.append(
             LearnerAssignment(
                 assignment=assignment,
-                due_at=extensions.get(assignment.pk, assignment.due_at),
-                extended=assignment.pk in extensions,
+                # An extension never moves the due time earlier (the assignment's may have moved past it).
+                due_at=max(extensions.get(assignment.pk, assignment.due_at), assignment.due_at),
+                extended=extensions.get(assignment.pk, assignment.due_at) > assignment.due_at,
                 score=total.score if total else None,
                 max_score=float(sum(item.points for item in items)),
                 is_late=bool(total and total.is_late),

@@ -38,6 +38,7 @@ from courses.models import (
     RosterInvitation,
     SubmissionRegrade,
 )
+from courses.rules import assignment_rules_problem
 from courses.signals import assignment_score_changed
 from gradlab.errors import Refused
 from gradlab.slugs import is_slug
@@ -235,20 +236,17 @@ def assignment_create(
     if course.is_ended():
         raise CourseConflict(f"The course {course.slug} has ended; it takes no new assignments.")
     title = (title or "").strip()
-    if not title or len(title) > 200:
-        raise CourseError("The title must be 1-200 characters.")
-    if timezone.is_naive(opens_at) or timezone.is_naive(due_at):
-        raise CourseError("Give times with a time zone, e.g. 2027-03-01T17:00:00+01:00.")
-    if due_at <= opens_at:
-        raise CourseError("The due time must be after the open time.")
-    if late_policy not in LatePolicy.values:
-        raise CourseError(f"Unknown late policy {late_policy!r}: none, penalty_per_day or hard_close.")
-    if counting not in Counting.values:
-        raise CourseError(f"Unknown counting {counting!r}: best or last.")
-    if not (0 <= late_penalty_percent <= 100):
-        raise CourseError("The late penalty must be 0-100 percent per day.")
-    if not (0 <= hint_penalty_percent <= 100):
-        raise CourseError("The hint penalty must be 0-100 percent of an item's points per hint.")
+    problem = assignment_rules_problem(
+        title=title,
+        opens_at=opens_at,
+        due_at=due_at,
+        late_policy=late_policy,
+        late_penalty_percent=late_penalty_percent,
+        counting=counting,
+        hint_penalty_percent=hint_penalty_percent,
+    )
+    if problem:
+        raise CourseError(problem)
     if not items:
         raise CourseError("An assignment needs at least one item.")
     if len(items) > MAX_ITEMS:
@@ -345,7 +343,7 @@ def effective_submission_scores(submission_ids: Iterable[int]) -> dict[int, tupl
 
 def learner_due_at(assignment: Assignment, learner_id: int) -> datetime:
     extension = Extension.objects.filter(assignment=assignment, learner_id=learner_id).values_list("due_at").first()
-    return extension[0] if extension else assignment.due_at
+    return max(extension[0], assignment.due_at) if extension else assignment.due_at  # never earlier
 
 
 def _exercise_work(

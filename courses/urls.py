@@ -15,6 +15,7 @@ urlpatterns = [
         views.extension_grant,
         name="extension_grant",
     ),
+    path("courses/<slug:slug>/assignments/<int:assignment_id>/edit/", views.assignment_edit, name="assignment_edit"),
     path("courses/<slug:slug>/assignments/<int:assignment_id>/regrade/", views.regrade_start, name="regrade_start"),
     path("courses/<slug:slug>/regrades/<int:job_id>/", views.regrade_detail, name="regrade_detail"),
     path("courses/<slug:slug>/gradebook/", views.gradebook, name="gradebook"),

@@ -9,7 +9,8 @@ back as a message on the page they were sent from; nothing is changed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from functools import wraps
 from typing import Any
 
@@ -24,6 +25,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from courses import assignment_edit as assignment_edit_service
 from courses import regrades, rosters, selectors, services
 from courses.models import (
     Assignment,
@@ -80,9 +82,6 @@ def _aware(value: str, tz_offset_minutes: str = "") -> datetime | None:
             offset = 0
         if abs(offset) > 14 * 60:
             offset = 0
-        from datetime import timedelta
-        from datetime import timezone as dt_timezone
-
         parsed = parsed.replace(tzinfo=dt_timezone(timedelta(minutes=offset)))
     return parsed
 
@@ -298,6 +297,8 @@ def _assignment_page(
     *,
     extension_form: dict[str, str] | None = None,
     extension_error: str = "",
+    edit_form: dict[str, str] | None = None,
+    edit_error: str = "",
     status: int = 200,
 ) -> HttpResponse:
     """What counts, the late policy and the viewer's due time (with any extension) and points; for
@@ -317,6 +318,12 @@ def _assignment_page(
         )
         context["extension_form"] = extension_form or {"learner": "", "due_at": "", "reason": ""}
         context["extension_error"] = extension_error
+    if access.can_manage:
+        context["edit_form"], context["edit_error"] = (
+            edit_form or assignment_edit_service.form_values(assignment),
+            edit_error,
+        )
+        context["late_policies"], context["countings"] = LatePolicy.choices, Counting.choices
     return render(request, "courses/assignment_detail.html", context, status=status)
 
 
@@ -342,6 +349,53 @@ def extension_grant(request: HttpRequest, access: selectors.CourseAccess, assign
             request, access, assignment, extension_form=sent, extension_error=error.message, status=error.http_status
         )
     messages.success(request, "Extension granted; the learner's score was recounted.")
+    return HttpResponseRedirect(assignment.get_absolute_url())
+
+
+@course_member(manage=True)
+@require_POST
+def assignment_edit(request: HttpRequest, access: selectors.CourseAccess, assignment_id: int) -> HttpResponse:
+    """The assignment page's change form: title, times and rules (not the items)."""
+    assignment = _assignment(access, assignment_id)
+    offset = request.POST.get("tz_offset", "")
+    opens_at = _aware(request.POST.get("opens_at", ""), offset)
+    due_at = _aware(request.POST.get("due_at", ""), offset)
+    try:
+        if opens_at is None or due_at is None:
+            raise services.CourseError("Give an open and a due time.")
+        try:
+            penalty = float(request.POST.get("late_penalty_percent") or 0)
+            hint_penalty = float(request.POST.get("hint_penalty_percent") or 0)
+        except ValueError:
+            raise services.CourseError("The late penalty and the hint penalty must be numbers.") from None
+        changed, recounted = assignment_edit_service.assignment_update(
+            assignment,
+            by=request.user,
+            title=request.POST.get("title", ""),
+            opens_at=opens_at,
+            due_at=due_at,
+            late_policy=request.POST.get("late_policy", ""),
+            late_penalty_percent=penalty,
+            counting=request.POST.get("counting", ""),
+            hint_penalty_percent=hint_penalty,
+        )
+    except services.CourseError as error:
+        keys = (
+            "title",
+            "opens_at",
+            "due_at",
+            "late_policy",
+            "late_penalty_percent",
+            "counting",
+            "hint_penalty_percent",
+        )
+        sent = {key: request.POST.get(key, "") for key in keys}
+        return _assignment_page(request, access, assignment, edit_form=sent, edit_error=error.message, status=400)
+    if not changed:
+        messages.info(request, "Nothing changed: the assignment already had these values.")
+    else:
+        recount = f" The scores of {recounted} learner(s) were recounted (audit log)." if recounted else ""
+        messages.success(request, f"Assignment updated: {', '.join(changed)}.{recount}")
     return HttpResponseRedirect(assignment.get_absolute_url())
 
 

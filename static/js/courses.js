@@ -19,6 +19,13 @@
   // a long page (or a phone) is below the first screen.
   var refusal = document.querySelector("form .form-errors[role=alert]");
   if (refusal) refusal.scrollIntoView({ block: "center" });
+  // A form filled with stored times (UTC): show them in the reader's zone, as they are read back.
+  function pad(n) { return String(n).padStart(2, "0"); }
+  document.querySelectorAll("form[data-local-times] input[type=datetime-local][data-utc]").forEach(function (input) {
+    var at = new Date(input.getAttribute("data-utc"));
+    if (isNaN(at.getTime())) return;
+    input.value = at.getFullYear() + "-" + pad(at.getMonth() + 1) + "-" + pad(at.getDate()) + "T" + pad(at.getHours()) + ":" + pad(at.getMinutes());
+  });
   document.querySelectorAll("form[data-local-times]").forEach(function (form) {
     form.addEventListener("submit", function () {
       var offset = form.querySelector("input[name=tz_offset]");
