@@ -30,10 +30,12 @@ class Command(BaseCommand):
             loader = import_string(dotted)
             with transaction.atomic():
                 loader(root, report, write=write)
+        # --check writes nothing: it says what an import would do.
+        created, updated = ("created  ", "updated  ") if write else ("would create", "would update")
         for name in report.created:
-            self.stdout.write(f"created   {name}")
+            self.stdout.write(f"{created} {name}")
         for name in report.updated:
-            self.stdout.write(f"updated   {name}")
+            self.stdout.write(f"{updated} {name}")
         if report.unchanged:
             self.stdout.write(f"unchanged {len(report.unchanged)} item(s)")
         for note in report.notes:
