@@ -26,6 +26,28 @@
     if (isNaN(at.getTime())) return;
     input.value = at.getFullYear() + "-" + pad(at.getMonth() + 1) + "-" + pad(at.getDate()) + "T" + pad(at.getHours()) + ":" + pad(at.getMinutes());
   });
+  // Invite links: a click in the field selects all of it; "Copy" puts it on the clipboard (or, where the
+  // page is not a secure context, selects it for Ctrl-C).
+  document.querySelectorAll("input.copy-field").forEach(function (field) {
+    field.addEventListener("focus", function () { field.select(); });
+  });
+  document.querySelectorAll("button.link-copy").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var field = document.getElementById(button.getAttribute("data-copy"));
+      if (!field) return;
+      var done = function () {
+        button.textContent = "Copied";
+        setTimeout(function () { button.textContent = "Copy"; }, 1500);
+      };
+      field.focus();
+      field.select();
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(field.value).then(done, function () { /* selected: the user copies */ });
+      } else {
+        try { if (document.execCommand("copy")) done(); } catch (error) { /* selected: the user copies */ }
+      }
+    });
+  });
   document.querySelectorAll("form[data-local-times]").forEach(function (form) {
     form.addEventListener("submit", function () {
       var offset = form.querySelector("input[name=tz_offset]");
