@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db.models import Case, IntegerField, Max, When
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 
 from quizzes.models import QuizAttempt, QuizQuestion
 
@@ -33,6 +36,16 @@ class QuestionStats:
     discrimination: float | None
     group_size: int
     prompt: str = ""  # the question as learners read it (Markdown source, shortened)
+
+    @property
+    def prompt_html(self) -> SafeString:
+        """The shortened prompt for a page: text escaped, each $...$ as a math span that KaTeX typesets."""
+        parts = MATH.split(self.prompt)
+        pieces = [
+            format_html('<span class="math" data-display="false">{}</span>', part) if index % 2 else escape(part)
+            for index, part in enumerate(parts)
+        ]
+        return mark_safe("".join(pieces))  # noqa: S308 - every piece was escaped above
 
     @property
     def percent_correct(self) -> float | None:
@@ -117,9 +130,15 @@ def discrimination_groups(scores: dict[int, float]) -> tuple[set[int], set[int],
 
 
 PROMPT_CHARS = 140
+MATH = re.compile(r"\$([^$]+)\$")
 
 
 def _shortened(text: str) -> str:
-    """The prompt on one line, at most PROMPT_CHARS characters."""
+    """The prompt on one line, at most PROMPT_CHARS characters, never cut inside a $...$ formula."""
     line = " ".join((text or "").split())
-    return line if len(line) <= PROMPT_CHARS else line[: PROMPT_CHARS - 1].rstrip() + "…"
+    if len(line) <= PROMPT_CHARS:
+        return line
+    cut = line[: PROMPT_CHARS - 1]
+    if cut.count("$") % 2:  # inside a formula: end before it
+        cut = cut[: cut.rfind("$")]
+    return cut.rstrip() + "…"

@@ -56,3 +56,16 @@ def test_quiz_rows_show_the_question_text(learner: User) -> None:
     QuizAttempt.objects.create(user=learner, question=question, answer_text="6", score=1.0, is_correct=True)
     [row] = quiz_question_stats()
     assert (row.key, row.prompt) == ("chain-rule-q3", "What is d/dx of x**2 at x = 3?")
+
+
+def test_a_quiz_prompts_math_is_typeset_and_never_cut_inside_a_formula(learner: User) -> None:
+    from dashboard.quiz_stats import PROMPT_CHARS, QuestionStats, _shortened
+
+    row = QuestionStats(1, "backprop", "q", "numeric", 1, 1, None, 1, prompt="For $w < 3$ and <b>x</b>, what is $dw$?")
+    assert str(row.prompt_html) == (
+        'For <span class="math" data-display="false">w &lt; 3</span> and &lt;b&gt;x&lt;/b&gt;, what is '
+        '<span class="math" data-display="false">dw</span>?'
+    )
+    long = "word " * 25 + "$\\frac{\\partial L}{\\partial w} = x^\\top \\delta$ and more text after it"
+    cut = _shortened(long)
+    assert len(cut) <= PROMPT_CHARS and cut.count("$") % 2 == 0 and cut.endswith("…")
