@@ -112,3 +112,14 @@ def test_check_content_reports_a_folder_that_does_not_parse(tmp_path: Path) -> N
     with pytest.raises(CommandError):
         call_command("check_content", "--path", str(tmp_path), stdout=out, stderr=StringIO())
     assert "db_mean.py:1: the first line must be '# mistake: <code>'" in out.getvalue()
+
+
+def test_check_content_names_an_unknown_exercise_without_starting_the_grader(monkeypatch: pytest.MonkeyPatch) -> None:
+    from grader.engine import Engine
+
+    def not_needed() -> None:
+        raise AssertionError("the sandbox was started for nothing to grade")
+
+    monkeypatch.setattr(Engine, "get", staticmethod(not_needed))
+    with pytest.raises(CommandError, match=r"no exercise named nope; known: .*linear-backward"):
+        call_command("check_content", "--slug", "nope", stdout=StringIO())

@@ -26,13 +26,16 @@ class Command(BaseCommand):
         parser.add_argument("--path", default=str(settings.CONTENT_DIR), help="content folder (default: content/)")
         parser.add_argument("--seeds", type=int, default=REFERENCE_SEEDS, help="seeds for each reference solution")
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    def engine(self) -> Any:
+        """The grading engine, started on first use: a run that grades nothing never waits for it."""
         from grader.engine import Engine
 
         try:
-            engine = Engine.get()
+            return Engine.get()
         except Exception as error:
             raise CommandError(f"the grader cannot run: {error}") from None
+
+    def handle(self, *args: Any, **options: Any) -> None:
         slugs = set(options["slug"] or [])
         failures = 0
         self.stdout.write(f"{'exercise':<30} {'file':<34} {'expected':<26} {'verdict':<14} {'diagnosed':<30} result")
@@ -45,7 +48,7 @@ class Command(BaseCommand):
             found = set()
             for exercise in exercises:
                 found.add(exercise.slug)
-                failures += self._print(exercise_validate(exercise, engine=engine))
+                failures += self._print(exercise_validate(exercise, engine=self.engine()))
             missing = slugs - found
         else:
             from grader.content import EXERCISE_FOLDER, FileInvalid, parse_exercise_folder
@@ -54,6 +57,7 @@ class Command(BaseCommand):
             folders = sorted(path for path in root.iterdir() if path.is_dir()) if root.is_dir() else []
             folders = [folder for folder in folders if not slugs or folder.name in slugs]
             missing = slugs - {folder.name for folder in folders}
+            known = sorted(path.name for path in root.iterdir() if path.is_dir()) if root.is_dir() else []
             for folder in folders:
                 try:
                     parsed = parse_exercise_folder(folder)
@@ -64,11 +68,15 @@ class Command(BaseCommand):
                     continue
                 variants = [(v.name, v.mistake.value, v.code) for v in parsed.wrong]
                 report = validate_sources(
-                    engine, parsed.spec, parsed.solution, variants, reference_seeds=options["seeds"]
+                    self.engine(), parsed.spec, parsed.solution, variants, reference_seeds=options["seeds"]
                 )
                 failures += self._print(report)
         if missing:
-            raise CommandError(f"no exercise named {', '.join(sorted(missing))}")
+            if options["db"]:
+                from grader.models import Exercise
+
+                known = sorted(Exercise.objects.values_list("slug", flat=True))
+            raise CommandError(f"no exercise named {', '.join(sorted(missing))}; known: {', '.join(known) or 'none'}")
         if failures:
             raise CommandError(f"{failures} problem(s)")
         self.stdout.write(self.style.SUCCESS("every reference accepted, every known-wrong variant diagnosed"))
