@@ -1,48 +1,21 @@
 """Diagnosis of wrong gradients: name the likely mistake, show where it is.
 
-(Rules are filled in below the Mistake codes; the codes are a contract shared with
-the exercise kinds and the known-wrong variants' `# mistake:` headers.)
+The mistake codes, a candidate value and the match test live in grader/mistakes.py (imported
+here, so `from grader.diagnosis import Mistake` keeps working); the detectors that work in every
+exercise by sizes and axes are in grader/diagnosis_general.py.
 """
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
+from grader.diagnosis_general import ratio_candidate, wrong_axis_candidates
 from grader.examples import format_nested, json_number
-
-
-class Mistake(StrEnum):
-    """Codes of the likely mistakes the grader can name (contracts.md)."""
-
-    TRANSPOSED = "transposed"
-    SIGN_FLIPPED = "sign_flipped"
-    SCALED_BY_N = "scaled_by_n"
-    SCALED_BY_1_OVER_N = "scaled_by_1_over_n"
-    BIAS_NOT_SUMMED = "bias_not_summed"
-    MISSING_CHAIN_RULE = "missing_chain_rule"
-    BN_MISSING_MEAN_VAR_TERMS = "bn_missing_mean_var_terms"
-    UNBIASED_VARIANCE = "unbiased_variance"
-    SOFTMAX_OVERFLOW = "softmax_overflow"
-    STRIDE_IGNORED = "stride_ignored"
-    PADDING_IGNORED = "padding_ignored"
-    ATTENTION_SCALE_MISSING = "attention_scale_missing"
-    CAUSAL_MASK_IGNORED = "causal_mask_ignored"
-    INPLACE_MODIFICATION = "inplace_modification"
-    WRONG_DERIVATIVE = "wrong_derivative"
-    WRONG_MASK = "wrong_mask"
-    MISSING_LOG_SOFTMAX_GRAD = "missing_log_softmax_grad"
-    HEADS_MIXED = "heads_mixed"
-    POOL_WRONG_POSITION = "pool_wrong_position"
-    FLIPPED_KERNEL = "flipped_kernel"
-    PRECISION_LOSS = "precision_loss"
-    OUTPUTS_SWAPPED = "outputs_swapped"
-    OVERWRITTEN_NOT_ADDED = "overwritten_not_added"
-    UNKNOWN = "unknown"
+from grader.mistakes import MATCH_TOLERANCE, Candidate, Mistake, matches, scale_candidates
 
 
 @dataclass
@@ -93,7 +66,6 @@ class Diagnosis:
 # --- Rules ---------------------------------------------------------------------------------
 
 # How close `got` must be to a candidate (relative error, grader/gradcheck.py) to name it.
-MATCH_TOLERANCE = 1e-5
 WORST_COUNT = 5
 
 GENERIC_HINTS: dict[Mistake, str] = {
@@ -124,16 +96,6 @@ GENERIC_HINTS: dict[Mistake, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """A named alternative value for one output array."""
-
-    mistake: Mistake
-    title: str
-    why: str
-    value: Any
-
-
 def worst_elements(expected: Any, got: Any, count: int = WORST_COUNT) -> list[dict[str, Any]]:
     """The `count` entries with the largest |got - expected| (non-finite first), as index/expected/got."""
     expected = np.asarray(expected, dtype=np.float64)
@@ -156,35 +118,6 @@ def worst_elements(expected: Any, got: Any, count: int = WORST_COUNT) -> list[di
             }
         )
     return rows
-
-
-def matches(got: Any, candidate: Any, tolerance: float = MATCH_TOLERANCE) -> bool:
-    # Local import: gradcheck is a sibling pure module; kept lazy to keep this module importable alone.
-    from grader.gradcheck import rel_error
-
-    return rel_error(got, candidate) <= tolerance
-
-
-def scale_candidates(args: dict[str, Any]) -> dict[int, str]:
-    """Batch sizes and element counts a mean or a sum could have used: {factor: how it is named}."""
-    factors: dict[int, str] = {}
-    for name, value in args.items():
-        if isinstance(value, dict):
-            continue
-        if not isinstance(value, np.ndarray) or value.ndim == 0:
-            continue
-        shape = value.shape
-        for axis, size in enumerate(shape):
-            factors.setdefault(int(size), f"{name}.shape[{axis}]")
-        prefix = 1
-        for axis, size in enumerate(shape[:-1]):
-            prefix *= int(size)
-            if axis > 0:
-                factors.setdefault(prefix, f"the product of {name}.shape[:{axis + 1}]")
-        factors.setdefault(int(value.size), f"{name}.size")
-    factors.pop(1, None)
-    factors.pop(0, None)
-    return factors
 
 
 def generic_candidates(output: str, expected: np.ndarray, got: np.ndarray, case_args: dict[str, Any],
@@ -278,7 +211,6 @@ def scale_diagnosis(output: str, expected: np.ndarray, got: np.ndarray, case_arg
             )
     if expected.size == 1:
         return None  # any two scalars differ by a factor; only named factors say something
-    from grader.diagnosis_general import ratio_candidate  # lazy: that module builds on this one
 
     ratio = ratio_candidate(output, expected, scale, case_args)
     if ratio is not None:
@@ -315,7 +247,6 @@ def diagnose_array(
     candidates = [Candidate(mistake, title, why, value) for mistake, title, why, value in models]
     candidates += generic_candidates(output, expected_array, got_array, case_args, upstream)
     candidates += general_candidates(output, expected_array, got_array, case_args, upstream)
-    from grader.diagnosis_general import wrong_axis_candidates  # lazy: that module builds on this one
 
     candidates += wrong_axis_candidates(output, expected_array, got_array, case_args, upstream)
     for candidate in candidates:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.diagnosis import Candidate, Mistake, matches, scale_candidates
+from grader.mistakes import Candidate, Mistake, matches, scale_candidates
 
 
 def _axes(axes: tuple[int, ...]) -> str:
