@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,36 @@ FOLDER = ROOT / "content" / "exercises" / "linear-backward"
 
 
 def zygote_pid(box: Sandbox) -> int:
-    """The host pid of the zygote (bwrap's child), found through the host's /proc."""
-    children = Path(f"/proc/{box.pid}/task/{box.pid}/children").read_text().split()
-    return int(children[0]) if children else box.pid
+    """The host pid of the zygote (bwrap's child), found by its parent pid in the host's /proc.
+
+    (/proc/<pid>/task/<pid>/children is not used: the kernel documents it as unreliable unless
+    the children are stopped, and a kill aimed at a pid it missed did not land.)
+    """
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == box.pid:
+            return int(entry.name)
+    return box.pid
+
+
+def kill_and_wait(pid: int, how: signal.Signals, timeout_s: float = 10.0) -> None:
+    """Send `how` to `pid` and wait until it has stopped running (gone or a zombie)."""
+    os.kill(pid, how)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return
+        if state in {"Z", "X"} or (how == signal.SIGSTOP and state == "T"):
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"pid {pid} still runs {timeout_s} s after {how.name}")
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +96,7 @@ class Killer:
         self.stages.append(stage)
         if stage == self.at and self.times > 0:
             self.times -= 1
-            os.kill(zygote_pid(self.engine._sandbox), self.how)
+            kill_and_wait(zygote_pid(self.engine._sandbox), self.how)
 
     def attempts(self) -> int:
         """Gradings started (each one reports SANDBOX before its child is spawned)."""
