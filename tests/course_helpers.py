@@ -75,6 +75,15 @@ def make_assignment(
     return assignment
 
 
+def one_exercise_assignment(owner: User, learner: User, **rules: Any) -> tuple[Exercise, Assignment]:
+    """The usual arrangement: `owner`'s course with `learner` enrolled and one assignment of linear-backward
+    due at DUE (make_assignment's `rules`: counting, late policy, ...)."""
+    course = make_course(owner)
+    enroll(course, learner)
+    exercise = make_exercise()
+    return exercise, make_assignment(course, [exercise], due_at=DUE, **rules)
+
+
 def graded_submission(
     learner: User, exercise: Exercise, *, at: datetime, score: float, verdict: str = ""
 ) -> Submission:

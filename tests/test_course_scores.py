@@ -22,7 +22,15 @@ from courses.models import (
 )
 from lessons.models import Lesson
 from quizzes.models import QuizAttempt, QuizQuestion
-from tests.course_helpers import DUE, enroll, graded_submission, make_assignment, make_course, make_exercise
+from tests.course_helpers import (
+    DUE,
+    enroll,
+    graded_submission,
+    make_assignment,
+    make_course,
+    make_exercise,
+    one_exercise_assignment,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -52,10 +60,7 @@ def test_a_graded_submission_counts_and_announces_the_new_total(
 def test_best_counting_keeps_the_highest_score_before_the_deadline(
     instructor: User, learner: User, django_capture_on_commit_callbacks: Any
 ) -> None:
-    course = make_course(instructor)
-    enroll(course, learner)
-    exercise = make_exercise()
-    make_assignment(course, [exercise], due_at=DUE)
+    exercise, _ = one_exercise_assignment(instructor, learner)
     with django_capture_on_commit_callbacks(execute=True):
         best = graded_submission(learner, exercise, at=DUE - timedelta(hours=3), score=1.0)
         graded_submission(learner, exercise, at=DUE - timedelta(hours=1), score=0.25)
@@ -66,10 +71,7 @@ def test_best_counting_keeps_the_highest_score_before_the_deadline(
 def test_last_counting_keeps_the_most_recent_submission(
     instructor: User, learner: User, django_capture_on_commit_callbacks: Any
 ) -> None:
-    course = make_course(instructor)
-    enroll(course, learner)
-    exercise = make_exercise()
-    assignment = make_assignment(course, [exercise], due_at=DUE, counting=Counting.LAST)
+    exercise, assignment = one_exercise_assignment(instructor, learner, counting=Counting.LAST)
     with django_capture_on_commit_callbacks(execute=True):
         graded_submission(learner, exercise, at=DUE - timedelta(hours=3), score=1.0)
         last = graded_submission(learner, exercise, at=DUE - timedelta(hours=1), score=0.25)
@@ -80,10 +82,7 @@ def test_last_counting_keeps_the_most_recent_submission(
 def test_hard_close_ignores_work_after_the_due_time(
     instructor: User, learner: User, django_capture_on_commit_callbacks: Any
 ) -> None:
-    course = make_course(instructor)
-    enroll(course, learner)
-    exercise = make_exercise()
-    assignment = make_assignment(course, [exercise], due_at=DUE, late_policy=LatePolicy.HARD_CLOSE)
+    exercise, assignment = one_exercise_assignment(instructor, learner, late_policy=LatePolicy.HARD_CLOSE)
     with django_capture_on_commit_callbacks(execute=True):
         graded_submission(learner, exercise, at=DUE - timedelta(hours=1), score=0.5)
         graded_submission(learner, exercise, at=DUE + timedelta(minutes=1), score=1.0)
@@ -94,11 +93,8 @@ def test_hard_close_ignores_work_after_the_due_time(
 def test_a_penalty_per_day_takes_points_per_started_day_and_flags_late(
     instructor: User, learner: User, django_capture_on_commit_callbacks: Any
 ) -> None:
-    course = make_course(instructor)
-    enroll(course, learner)
-    exercise = make_exercise()
-    assignment = make_assignment(
-        course, [exercise], due_at=DUE, late_policy=LatePolicy.PENALTY_PER_DAY, late_penalty_percent=20
+    exercise, assignment = one_exercise_assignment(
+        instructor, learner, late_policy=LatePolicy.PENALTY_PER_DAY, late_penalty_percent=20
     )
     with django_capture_on_commit_callbacks(execute=True):
         graded_submission(learner, exercise, at=DUE + timedelta(days=1, minutes=1), score=1.0)
@@ -110,10 +106,7 @@ def test_a_penalty_per_day_takes_points_per_started_day_and_flags_late(
 def test_an_extension_moves_the_learners_due_time(
     instructor: User, learner: User, django_capture_on_commit_callbacks: Any
 ) -> None:
-    course = make_course(instructor)
-    enroll(course, learner)
-    exercise = make_exercise()
-    assignment = make_assignment(course, [exercise], due_at=DUE, late_policy=LatePolicy.HARD_CLOSE)
+    exercise, assignment = one_exercise_assignment(instructor, learner, late_policy=LatePolicy.HARD_CLOSE)
     Extension.objects.create(assignment=assignment, learner=learner, due_at=DUE + timedelta(days=2))
     with django_capture_on_commit_callbacks(execute=True):
         graded_submission(learner, exercise, at=DUE + timedelta(days=1), score=1.0)
@@ -123,10 +116,7 @@ def test_an_extension_moves_the_learners_due_time(
 def test_work_of_someone_not_enrolled_counts_nowhere(
     instructor: User, learner: User, other_learner: User, django_capture_on_commit_callbacks: Any
 ) -> None:
-    course = make_course(instructor)
-    enroll(course, learner)
-    exercise = make_exercise()
-    make_assignment(course, [exercise], due_at=DUE)
+    exercise, _ = one_exercise_assignment(instructor, learner)
     with django_capture_on_commit_callbacks(execute=True):
         graded_submission(other_learner, exercise, at=DUE - timedelta(hours=1), score=1.0)
     assert not AssignmentScore.objects.filter(learner=other_learner).exists()
@@ -156,10 +146,7 @@ def test_a_quiz_answer_counts_its_share_of_the_chosen_questions(
 def test_an_override_needs_a_reason_and_is_logged_with_old_and_new(
     instructor: User, learner: User, django_capture_on_commit_callbacks: Any
 ) -> None:
-    course = make_course(instructor)
-    enroll(course, learner)
-    exercise = make_exercise()
-    assignment = make_assignment(course, [exercise], due_at=DUE)
+    exercise, assignment = one_exercise_assignment(instructor, learner)
     with django_capture_on_commit_callbacks(execute=True):
         graded_submission(learner, exercise, at=DUE - timedelta(hours=1), score=0.5)
     item = assignment.items.get()
