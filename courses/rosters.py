@@ -15,11 +15,10 @@ from django.db import transaction
 from courses.models import (
     Course,
     CourseStaff,
-    Enrollment,
     EnrollmentSource,
     RosterInvitation,
 )
-from courses.services import CourseConflict, CourseError, enrollment_scores_count, require_staff
+from courses.services import CourseConflict, CourseError, enrollment_ensure, require_staff
 
 
 @dataclass
@@ -92,12 +91,8 @@ def roster_upload(course: Course, *, by: Any, data: bytes) -> RosterReport:
             if user_id in staff_ids:
                 report.skipped.append(f"line {first_line[user_id]}: {name} is on the course's staff, not enrolled")
                 continue
-            _, created = Enrollment.objects.get_or_create(
-                course=course, user_id=user_id, defaults={"source": EnrollmentSource.ROSTER}
-            )
+            _, created = enrollment_ensure(course, user_id, EnrollmentSource.ROSTER)
             (report.enrolled if created else report.already).append(name)
-            if created:
-                enrollment_scores_count(course, user_id)
         for email in dict.fromkeys(to_invite):
             invitation, created = RosterInvitation.objects.get_or_create(
                 course=course, email=email, defaults={"invited_by_id": by.pk}

@@ -136,13 +136,23 @@ def enrollment_add(course: Course, user: Any, source: str) -> Enrollment:
         raise CourseConflict(f"The course {course.slug} has ended; it takes no new learners.")
     if CourseStaff.objects.filter(course=course, user_id=user.pk).exists():
         raise CourseError("You are on this course's staff; staff are not enrolled as learners.")
+    enrollment, _ = enrollment_ensure(course, user.pk, source)
+    return enrollment
+
+
+def enrollment_ensure(course: Course, learner_id: int, source: str) -> tuple[Enrollment, bool]:
+    """The learner's enrollment, made if new (every way in: code, link, roster, LTI); True if it was made.
+
+    A new learner's work already done inside an assignment's window is counted at once
+    (`enrollment_scores_count`), in the same transaction.
+    """
     with transaction.atomic():
         enrollment, created = Enrollment.objects.get_or_create(
-            course=course, user_id=user.pk, defaults={"source": source}
+            course=course, user_id=learner_id, defaults={"source": source}
         )
         if created:
-            enrollment_scores_count(course, user.pk)
-    return enrollment
+            enrollment_scores_count(course, learner_id)
+    return enrollment, created
 
 
 def enrollment_scores_count(course: Course, learner_id: int) -> None:

@@ -39,10 +39,9 @@ from courses.models import (
     Course,
     CourseRole,
     CourseStaff,
-    Enrollment,
     EnrollmentSource,
 )
-from courses.services import enrollment_scores_count
+from courses.services import enrollment_ensure
 from gradlab.tasks_send import task_send
 from lti.launch import AGS_ENDPOINT, CONTEXT, NRPS, RESOURCE_LINK, ROLES
 from lti.models import (
@@ -146,18 +145,12 @@ def launch_enroll(course: Course, user: User, role: str) -> None:
         return
     if staff is not None and staff.role != CourseRole.OWNER:
         staff.delete()
-    created = False
     try:
-        with transaction.atomic():
-            _, created = Enrollment.objects.get_or_create(
-                course=course, user=user, defaults={"source": EnrollmentSource.ROSTER}
-            )
+        # Work this account did before (in another LMS course, or on its own) is counted, and those
+        # scores go to the LMS like any other.
+        enrollment_ensure(course, user.pk, EnrollmentSource.ROSTER)
     except IntegrityError:
         pass  # enrolled at the same moment by another launch, which counts the work
-    if created:
-        # Work this account did before (in another LMS course, or on its own) counts in the
-        # assignments whose windows hold it, and those scores go to the LMS like any other.
-        enrollment_scores_count(course, user.pk)
 
 
 def _unique_course_slug(title: str) -> str:
