@@ -140,35 +140,50 @@ def main() -> None:
 # --- (a) deadline rush ------------------------------------------------------------------
 
 
+def course_seed(slug: str, title: str, count: int, *, source: str, named: bool = False) -> tuple[Any, Any, list[Any]]:
+    """Migrate, import content/, and make a course with its owner and `count` enrolled learners.
+
+    `named` gives each learner an address and a name (as a roster upload would).
+    """
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    from courses.models import Course, CourseRole, CourseStaff, Enrollment
+
+    call_command("migrate", verbosity=0)
+    call_command("import_content", verbosity=0, stdout=io.StringIO())
+    owner = User.objects.create_user("owner")
+    course = Course.objects.create(slug=slug, title=title)
+    CourseStaff.objects.create(course=course, user=owner, role=CourseRole.OWNER)
+    people = [
+        User(username=f"learner{n:03d}", email=f"learner{n:03d}@example.org", first_name="L", last_name=str(n))
+        if named
+        else User(username=f"learner{n:03d}")
+        for n in range(count)
+    ]
+    learners = User.objects.bulk_create(people)
+    Enrollment.objects.bulk_create([Enrollment(course=course, user=user, source=source) for user in learners])
+    return owner, course, learners
+
+
 def rush(options: argparse.Namespace, services: Services, redis_port: int, web_port: int, workdir: Path) -> dict:
     import django
 
     django.setup()
     from django.contrib.auth.models import User
-    from django.core.management import call_command
     from django.utils import timezone
 
     from courses.models import (
         Assignment,
         AssignmentItem,
         AssignmentScore,
-        Course,
-        CourseRole,
-        CourseStaff,
-        Enrollment,
         ItemKind,
         ItemScore,
     )
     from grader.auth import api_token_create
     from grader.models import Exercise, Submission, SubmissionStatus
 
-    call_command("migrate", verbosity=0)
-    call_command("import_content", verbosity=0, stdout=io.StringIO())
-    owner = User.objects.create_user("owner")
-    course = Course.objects.create(slug="rush", title="Rush")
-    CourseStaff.objects.create(course=course, user=owner, role=CourseRole.OWNER)
-    learners = User.objects.bulk_create([User(username=f"learner{n:03d}") for n in range(options.learners)])
-    Enrollment.objects.bulk_create([Enrollment(course=course, user=user, source="staff") for user in learners])
+    _, course, learners = course_seed("rush", "Rush", options.learners, source="staff")
     tokens = [api_token_create(user)[1] for user in learners]
     solo = User.objects.create_user("solo")  # the single-learner figures: not in the course
     solo_token = api_token_create(solo)[1]
@@ -307,8 +322,6 @@ def gradebook_databases() -> list[tuple[str, str, Any]]:
 def gradebook_seed(learner_count: int) -> tuple[Any, Any, int, int]:
     """(course, owner, cells, items): a course of `learner_count` learners x 30 scored items in the
     database of DATABASE_URL (migrated here), analyzed. Needs django.setup()."""
-    from django.contrib.auth.models import User
-    from django.core.management import call_command
     from django.db import connection
     from django.utils import timezone
 
@@ -316,27 +329,12 @@ def gradebook_seed(learner_count: int) -> tuple[Any, Any, int, int]:
         Assignment,
         AssignmentItem,
         AssignmentScore,
-        Course,
-        CourseRole,
-        CourseStaff,
-        Enrollment,
         ItemKind,
         ItemScore,
     )
     from grader.models import Exercise
 
-    call_command("migrate", verbosity=0)
-    call_command("import_content", verbosity=0, stdout=io.StringIO())
-    owner = User.objects.create_user("owner")
-    course = Course.objects.create(slug="big", title="Big course")
-    CourseStaff.objects.create(course=course, user=owner, role=CourseRole.OWNER)
-    learners = User.objects.bulk_create(
-        [
-            User(username=f"learner{n:03d}", email=f"learner{n:03d}@example.org", first_name="L", last_name=str(n))
-            for n in range(learner_count)
-        ]
-    )
-    Enrollment.objects.bulk_create([Enrollment(course=course, user=user, source="roster") for user in learners])
+    owner, course, learners = course_seed("big", "Big course", learner_count, source="roster", named=True)
     exercises = list(Exercise.objects.filter(is_active=True)[:GRADEBOOK_ITEMS_PER_ASSIGNMENT])
     now = timezone.now()
     rng = random.Random(7)
