@@ -136,16 +136,11 @@ def enrollment_add(course: Course, user: Any, source: str) -> Enrollment:
         raise CourseConflict(f"The course {course.slug} has ended; it takes no new learners.")
     if CourseStaff.objects.filter(course=course, user_id=user.pk).exists():
         raise CourseError("You are on this course's staff; staff are not enrolled as learners.")
-    enrollment, _ = enrollment_ensure(course, user.pk, source)
-    return enrollment
+    return enrollment_ensure(course, user.pk, source)[0]
 
 
 def enrollment_ensure(course: Course, learner_id: int, source: str) -> tuple[Enrollment, bool]:
-    """The learner's enrollment, made if new (every way in: code, link, roster, LTI); True if it was made.
-
-    A new learner's work already done inside an assignment's window is counted at once
-    (`enrollment_scores_count`), in the same transaction.
-    """
+    """The enrollment, made if new (code, link, roster, LTI) with earlier work counted; True if made."""
     with transaction.atomic():
         enrollment, created = Enrollment.objects.get_or_create(
             course=course, user_id=learner_id, defaults={"source": source}
@@ -156,11 +151,9 @@ def enrollment_ensure(course: Course, learner_id: int, source: str) -> tuple[Enr
 
 
 def enrollment_scores_count(course: Course, learner_id: int) -> None:
-    """Count a new learner's work already done inside the windows of the course's assignments.
+    """Count a new learner's earlier work in the assignments they worked on (submission, hint, quiz answer).
 
-    Only assignments with an item the learner has worked on (a submission, a hint opened, a quiz
-    answer) are recounted: a learner with nothing done keeps empty cells, and no score of 0 is
-    announced (an LMS would show it as a grade).
+    A learner with nothing done keeps empty cells: no score of 0 is announced (an LMS would show it).
     """
     from grader.models import HintReveal, Submission
     from quizzes.models import QuizAttempt
